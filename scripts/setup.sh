@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what nydus-ts needs on a fresh Debian machine, and nothing when it is all there:
+# system packages (apt-get, as root) and npm dependencies (npm ci, which builds the native codec).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need_file() { [ -e "$1" ] || missing+=("$2"); }
+need_file /usr/include/zstd.h libzstd-dev
+need_file /usr/include/lz4.h liblz4-dev
+need_cmd g++ g++
+need_cmd make make
+need_cmd python3 python3
+need_cmd mkfs.erofs erofs-utils
+need_cmd getfattr attr
+need_cmd b3sum b3sum
+need_cmd zstd zstd
+need_cmd mknod coreutils
+need_cmd losetup mount
+if [ "${NYDUS_SETUP_BENCH:-0}" = 1 ]; then
+  need_cmd debootstrap debootstrap
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing system packages: $pkgs (run as root, or install them with apt-get)" >&2
+    exit 1
+  fi
+  echo "setup: installing $pkgs" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file, or the addon is not built.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/nydus_codec.node ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund >/dev/null
+fi

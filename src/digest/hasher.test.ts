@@ -1,0 +1,16 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { crc32c, hash, sha256Hex } from "./hasher.ts";
+import { toHex } from "../internal/bytes.ts";
+
+test("blake3 and sha256 known answers", () => {
+  assert.equal(toHex(hash("blake3", new TextEncoder().encode("abc"))), "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
+  assert.equal(toHex(hash("sha256", new TextEncoder().encode("abc"))), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  assert.equal(sha256Hex(new Uint8Array()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+});
+
+test("crc32c check value and running continuation", () => {
+  const data = new TextEncoder().encode("123456789");
+  assert.equal(crc32c(data), 0xe3069283);
+  assert.equal(crc32c(data.subarray(4), crc32c(data.subarray(0, 4))), 0xe3069283);
+});
