@@ -1,0 +1,109 @@
+/**
+ * nydus-ts command line. Thin: parses flags, builds option objects, calls the
+ * library, prints the result (text or --json). Command names and flags follow
+ * upstream `nydus-image` where it has them.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { reportError } from "./output.ts";
+
+const program = new Command();
+program
+  .name("nydus-ts")
+  .description("Build, merge, inspect, check, unpack and export Nydus (RAFS v6) images.")
+  .version("0.1.0")
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(s) })
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+/** Parses "1048576", "0x100000" or "1MiB"-free numbers; commander argParser. */
+export function parseSize(value: string): number {
+  const n = /^0x[0-9a-f]+$/i.test(value) ? parseInt(value, 16) : /^[0-9]+$/.test(value) ? parseInt(value, 10) : NaN;
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`"${value}" is not a number (decimal or 0x hex)`);
+  return n;
+}
+
+const json = () => new Option("--json", "print a machine-readable JSON result on stdout");
+
+program
+  .command("create")
+  .description("build a RAFS v6 bootstrap and a data blob from a tar layer (file, .tar.gz, or - for stdin) or a directory")
+  .argument("<source>", "tar file, gzip'ed tar, '-' (stdin), or directory")
+  .addOption(new Option("-t, --type <type>", "source type").choices(["tar", "dir", "tar-rafs", "dir-rafs", "targz-rafs"]).default("tar"))
+  .requiredOption("-B, --bootstrap <file>", "bootstrap file to write")
+  .requiredOption("-D, --blob-dir <dir>", "directory for the data blob (named by its blob id)")
+  .addOption(new Option("-c, --compressor <name>", "chunk compressor").choices(["none", "lz4_block", "zstd"]).default("zstd"))
+  .addOption(new Option("-d, --digester <name>", "chunk digest algorithm").choices(["blake3", "sha256"]).default("blake3"))
+  .addOption(new Option("-S, --chunk-size <size>", "chunk size: power of two, 0x1000..0x1000000").argParser(parseSize).default(0x100000, "0x100000"))
+  .option("-p, --parent-bootstrap <file>", "bootstrap of the lower layers: merge onto it and reuse its chunks")
+  .option("-M, --chunk-dict <file>", "bootstrap whose chunks are referenced instead of stored again")
+  .option("--prefetch-files <file>", "file listing absolute paths (one per line) for the prefetch table")
+  .addOption(new Option("--features <list>", "comma-separated blob features").choices(["blob-toc"]))
+  .option("--repeatable", "do not store uid/gid explicitly (upstream --repeatable)")
+  .addOption(json())
+  .action(async (source: string, opts) => {
+    const { runCreate } = await import("./create.ts");
+    await runCreate(source, opts).catch((e) => reportError(e, opts));
+  });
+
+program
+  .command("merge")
+  .description("merge layer bootstraps (bottom layer first) into one bootstrap, applying whiteouts")
+  .argument("<bootstraps...>", "layer bootstraps, bottom first")
+  .requiredOption("-B, --bootstrap <file>", "merged bootstrap to write")
+  .option("--prefetch-files <file>", "file listing absolute paths (one per line) for the prefetch table")
+  .addOption(json())
+  .action(async (bootstraps: string[], opts) => {
+    const { runMerge } = await import("./merge.ts");
+    await runMerge(bootstraps, opts).catch((e) => reportError(e, opts));
+  });
+
+program
+  .command("inspect")
+  .description("show a bootstrap's superblock, blobs, tree and per-file chunks (v6 and v5)")
+  .argument("<bootstrap>", "bootstrap file")
+  .option("--path <path>", "only this path (a file shows its chunks)")
+  .addOption(json())
+  .action(async (bootstrap: string, opts) => {
+    const { runInspect } = await import("./inspect.ts");
+    await runInspect(bootstrap, opts).catch((e) => reportError(e, opts));
+  });
+
+program
+  .command("check")
+  .description("validate a bootstrap and, with --blob-dir, every blob id and chunk digest")
+  .argument("<bootstrap>", "bootstrap file")
+  .option("-D, --blob-dir <dir>", "directory holding the data blobs")
+  .addOption(json())
+  .action(async (bootstrap: string, opts) => {
+    const { runCheck } = await import("./check.ts");
+    await runCheck(bootstrap, opts).catch((e) => reportError(e, opts));
+  });
+
+program
+  .command("unpack")
+  .description("extract the image's files into a directory or a tar file (never writes outside it)")
+  .argument("<bootstrap>", "bootstrap file")
+  .requiredOption("-D, --blob-dir <dir>", "directory holding the data blobs")
+  .requiredOption("-o, --output <target>", "output directory, or a file ending in .tar")
+  .addOption(json())
+  .action(async (bootstrap: string, opts) => {
+    const { runUnpack } = await import("./unpack.ts");
+    await runUnpack(bootstrap, opts).catch((e) => reportError(e, opts));
+  });
+
+program
+  .command("export")
+  .description("write a single mountable EROFS block image (--block) or uncompressed blob-cache views (--cache-dir)")
+  .argument("<bootstrap>", "bootstrap file")
+  .requiredOption("-D, --blob-dir <dir>", "directory holding the data blobs")
+  .option("--block <file>", "EROFS image with metadata and uncompressed data: mount -t erofs -o loop FILE MNT")
+  .option("--cache-dir <dir>", "write <blob-id>.blob.data views for mount -o device=")
+  .addOption(json())
+  .action(async (bootstrap: string, opts) => {
+    const { runExport } = await import("./export.ts");
+    await runExport(bootstrap, opts).catch((e) => reportError(e, opts));
+  });
+
+await program.parseAsync(process.argv);
