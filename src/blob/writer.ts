@@ -1,0 +1,339 @@
+/**
+ * Streaming writer of a RAFS v6 data blob (spec §4.1–§4.8).
+ *
+ * Chunks go straight to the output file as they are added; the writer keeps only
+ * O(chunk_count) metadata (16 bytes of ci entry, plus 32 bytes of digest with blob-toc,
+ * per chunk) and a running SHA-256 for the blob id. `finish()` appends the blob meta
+ * (ci table + header) and, with `blobToc`, the tar headers, chunk-digest array and ToC,
+ * in exactly upstream's order.
+ *
+ * Deduplication is the caller's job (keep a digest → ChunkInfo map and skip `addChunk`).
+ *
+ * @example
+ * const w = new BlobWriter({ path: tmp, compressor: "zstd", digester: "blake3", chunkSize: 1 << 20, blobIndex: 0 });
+ * const ci = w.addChunk(bytes);
+ * const info = await w.finishInto(blobDir); // renames tmp to blobDir/<blobId>
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { codecByName, compressChunk, type BuildCompressor, type Codec } from "../compression/codec.ts";
+import { createHasher, crc32c, type DigesterName } from "../digest/hasher.ts";
+import { alignUp } from "../internal/bytes.ts";
+import { InvalidInputError } from "../internal/errors.ts";
+import type { BlobInfo, ChunkInfo } from "../rafs/model.ts";
+import {
+  BLOB_FEATURES_BLOB_TOC,
+  BLOB_FEATURES_DEFAULT,
+  BLOB_META_HEADER_SIZE,
+  CI_V1_ENTRY_SIZE,
+  TAR_HEADER_SIZE,
+  TOC_FLAG_COMPRESSION_NONE,
+  TOC_NAME_BLOB_DIGEST,
+  TOC_NAME_BLOB_META,
+  TOC_NAME_BLOB_META_HEADER,
+  TOC_NAME_BLOB_RAW,
+  TOC_NAME_BLOB_TOC,
+  encodeBlobMetaHeader,
+  encodeCiEntryV1,
+  encodeTarHeader,
+  encodeTocList,
+  tocFlagForCompressor,
+  type TocEntry,
+} from "./format.ts";
+
+/** Options of {@link BlobWriter}. */
+export interface BlobWriterOptions {
+  /** Temporary file the blob is written to (created or truncated). */
+  path: string;
+  /** Chunk (and ci table) compressor. */
+  compressor: BuildCompressor;
+  /** Chunk digest algorithm. */
+  digester: DigesterName;
+  /** Chunk size of the build: power of two in 4 KiB..16 MiB; every chunk is 1..chunkSize bytes. */
+  chunkSize: number;
+  /**
+   * false (default) = `nydus-image create` default blob (features 0x4000_0001);
+   * true = `--features blob-toc`: tar headers, chunk-digest array and ToC (features 0x7000_0021).
+   */
+  blobToc?: boolean;
+  /** Index of this blob in the bootstrap's blob table (stored in every ChunkInfo). */
+  blobIndex: number;
+}
+
+/** Largest ci_index upstream allows: the builder errors at index >= 0xFF_FFFF (spec §2.9). */
+const MAX_CHUNKS = 0xff_ffff;
+const ZERO_DIGEST = new Uint8Array(32);
+
+/** Append-only byte buffer with amortised doubling. */
+class ByteBuf {
+  private buf: Uint8Array;
+  length = 0;
+  constructor(initial: number) {
+    this.buf = new Uint8Array(initial);
+  }
+  /** Reserves `n` bytes at the end and returns them for writing. */
+  reserve(n: number): Uint8Array {
+    if (this.length + n > this.buf.length) {
+      const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
+      next.set(this.buf.subarray(0, this.length));
+      this.buf = next;
+    }
+    const out = this.buf.subarray(this.length, this.length + n);
+    this.length += n;
+    return out;
+  }
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(crypto.createHash("sha256").update(data).digest());
+}
+
+/** Streaming RAFS v6 data-blob writer. Methods are synchronous except `finish`/`finishInto`/`abort`. */
+export class BlobWriter {
+  /** The temporary file being written. */
+  readonly path: string;
+  readonly compressor: BuildCompressor;
+  readonly digester: DigesterName;
+  readonly chunkSize: number;
+  readonly blobToc: boolean;
+  readonly blobIndex: number;
+
+  private readonly codec: Codec;
+  private fd: number | undefined;
+  private state: "open" | "finished" | "failed" | "aborted" = "open";
+  /** Bytes written so far (= next compressed offset). */
+  private pos = 0;
+  /** Next uncompressed offset (4096-aligned). */
+  private uncompressedCursor = 0;
+  private count = 0;
+  /** SHA-256 of every byte written except the chunk-digest array (spec §4.8). */
+  private readonly blobHash = crypto.createHash("sha256");
+  private readonly ciTable = new ByteBuf(CI_V1_ENTRY_SIZE * 64);
+  private readonly digests: ByteBuf | undefined;
+
+  /**
+   * Creates (or truncates) `opts.path` and prepares to write.
+   * @throws RangeError for a bad chunk size or blob index; TypeError for an unknown compressor
+   */
+  constructor(opts: BlobWriterOptions) {
+    const { chunkSize, blobIndex } = opts;
+    if (!Number.isInteger(chunkSize) || chunkSize < 0x1000 || chunkSize > 0x100_0000 || (chunkSize & (chunkSize - 1)) !== 0) {
+      throw new RangeError(`Cannot use chunk size ${chunkSize}: expected a power of two in 4096..16777216`);
+    }
+    if (!Number.isInteger(blobIndex) || blobIndex < 0 || blobIndex > 253) {
+      throw new RangeError(`Cannot use blob index ${blobIndex}: expected 0..253`);
+    }
+    this.codec = codecByName(opts.compressor);
+    if (this.codec.id === 2) throw new TypeError(`Cannot write blobs with compressor "gzip": expected none, lz4_block or zstd`);
+    createHasher(opts.digester); // validates the digester name early
+    this.path = opts.path;
+    this.compressor = opts.compressor;
+    this.digester = opts.digester;
+    this.chunkSize = chunkSize;
+    this.blobToc = opts.blobToc ?? false;
+    this.blobIndex = blobIndex;
+    this.digests = this.blobToc ? new ByteBuf(32 * 64) : undefined;
+    this.fd = fs.openSync(opts.path, "w");
+  }
+
+  /** Number of chunks stored so far (the next chunk's ci_index). */
+  get chunkCount(): number {
+    return this.count;
+  }
+
+  /** Bytes written to the file so far. */
+  get size(): number {
+    return this.pos;
+  }
+
+  private ensureOpen(action: string): number {
+    if (this.state !== "open" || this.fd === undefined) {
+      throw new InvalidInputError(`Cannot ${action}: blob writer is ${this.state}`);
+    }
+    return this.fd;
+  }
+
+  /** Writes all of `data` at the end of the file; `hashed` feeds the blob-id hash. */
+  private write(data: Uint8Array, hashed = true): void {
+    const fd = this.ensureOpen("write");
+    try {
+      let done = 0;
+      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, this.pos + done);
+    } catch (err) {
+      this.state = "failed";
+      throw err;
+    }
+    if (hashed) this.blobHash.update(data);
+    this.pos += data.length;
+  }
+
+  /**
+   * Stores one chunk: digest, CRC-32C, compression with keep-or-discard, append.
+   * @param plain the chunk's uncompressed bytes, 1..chunkSize long
+   * @returns its ChunkInfo (ci_index = previous chunkCount, 4096-aligned uncompressed offset, crc32 set)
+   */
+  addChunk(plain: Uint8Array): ChunkInfo {
+    this.ensureOpen("add a chunk");
+    if (plain.length < 1 || plain.length > this.chunkSize) {
+      throw new RangeError(`Cannot add a chunk of ${plain.length} bytes: expected 1..${this.chunkSize}`);
+    }
+    if (this.count >= MAX_CHUNKS) throw new InvalidInputError(`Cannot add a chunk: blob already holds ${this.count} chunks (limit ${MAX_CHUNKS})`);
+    const digest = createHasher(this.digester).update(plain).digest();
+    const crc32 = crc32c(plain);
+    const { stored, compressed } = compressChunk(this.codec, plain);
+    const info: ChunkInfo = {
+      digest,
+      blobIndex: this.blobIndex,
+      index: this.count,
+      compressedOffset: this.pos,
+      compressedSize: stored.length,
+      uncompressedOffset: this.uncompressedCursor,
+      uncompressedSize: plain.length,
+      compressed,
+      crc32,
+    };
+    // Encode the ci entry first: it range-checks the offsets before anything is written.
+    const entry = encodeCiEntryV1(info);
+    this.write(stored);
+    this.ciTable.reserve(CI_V1_ENTRY_SIZE).set(entry);
+    this.digests?.reserve(32).set(digest);
+    this.uncompressedCursor += alignUp(plain.length, 4096);
+    this.count++;
+    return info;
+  }
+
+  /**
+   * Appends the blob meta (and with blobToc the digest array and ToC), closes the file and
+   * returns the blob-table entry. With no chunks the file is deleted and `undefined` returned
+   * (upstream emits no blob then). The file stays at `path`; see {@link finishInto}.
+   */
+  async finish(): Promise<BlobInfo | undefined> {
+    const fd = this.ensureOpen("finish");
+    if (this.count === 0) {
+      this.state = "finished";
+      this.fd = undefined;
+      fs.closeSync(fd);
+      await fsp.rm(this.path, { force: true });
+      return undefined;
+    }
+    const chunkDataSize = this.pos;
+    const tocEntries: TocEntry[] = [];
+    if (this.blobToc) {
+      this.write(encodeTarHeader(TOC_NAME_BLOB_RAW, chunkDataSize));
+      tocEntries.push({
+        flags: TOC_FLAG_COMPRESSION_NONE,
+        name: TOC_NAME_BLOB_RAW,
+        digest: new Uint8Array(this.blobHash.copy().digest()),
+        compressedOffset: 0, // upstream: `--blob-offset`, 0 by default (spec §4.7, §12)
+        compressedSize: chunkDataSize,
+        uncompressedSize: this.uncompressedCursor,
+      });
+    }
+
+    // ci table: compressed with the blob compressor, kept raw when that does not shrink it.
+    const ciPlain = this.ciTable.bytes();
+    const ci = compressChunk(this.codec, ciPlain);
+    const ciCompressor = ci.compressed ? this.codec : codecByName("none");
+    const ciOffset = this.pos;
+    const features = this.blobToc ? BLOB_FEATURES_BLOB_TOC : BLOB_FEATURES_DEFAULT;
+    const header = encodeBlobMetaHeader({
+      features,
+      ciCompressor: ciCompressor.id,
+      ciEntries: this.count,
+      ciOffset,
+      ciCompressedSize: ci.stored.length,
+      ciUncompressedSize: ciPlain.length,
+      ciZranOffset: 0,
+      ciZranSize: 0,
+      ciZranCount: 0,
+    });
+    this.write(ci.stored);
+    this.write(header);
+
+    let tocSize = 0;
+    let tocDigest = ZERO_DIGEST;
+    if (this.blobToc) {
+      this.write(encodeTarHeader(TOC_NAME_BLOB_META, ci.stored.length + BLOB_META_HEADER_SIZE));
+      tocEntries.push(
+        {
+          flags: tocFlagForCompressor(ciCompressor.name),
+          name: TOC_NAME_BLOB_META,
+          digest: sha256(ciPlain),
+          compressedOffset: ciOffset,
+          compressedSize: ci.stored.length,
+          uncompressedSize: ciPlain.length,
+        },
+        {
+          flags: TOC_FLAG_COMPRESSION_NONE,
+          name: TOC_NAME_BLOB_META_HEADER,
+          digest: sha256(header),
+          compressedOffset: ciOffset + ci.stored.length,
+          compressedSize: BLOB_META_HEADER_SIZE,
+          uncompressedSize: BLOB_META_HEADER_SIZE,
+        },
+      );
+      const digests = this.digests!.bytes();
+      const digestOffset = this.pos;
+      this.write(digests, false); // the digest array is not part of the blob id (spec §4.5, §4.8)
+      this.write(encodeTarHeader(TOC_NAME_BLOB_DIGEST, digests.length));
+      tocEntries.push({
+        flags: TOC_FLAG_COMPRESSION_NONE,
+        name: TOC_NAME_BLOB_DIGEST,
+        digest: sha256(digests),
+        compressedOffset: digestOffset,
+        compressedSize: digests.length,
+        uncompressedSize: digests.length,
+      });
+      const toc = encodeTocList(tocEntries);
+      const tocTar = encodeTarHeader(TOC_NAME_BLOB_TOC, toc.length);
+      this.write(toc);
+      this.write(tocTar);
+      tocSize = toc.length + TAR_HEADER_SIZE;
+      tocDigest = new Uint8Array(crypto.createHash("sha256").update(toc).update(tocTar).digest());
+    }
+
+    this.state = "finished";
+    this.fd = undefined;
+    fs.closeSync(fd);
+    return {
+      blobId: this.blobHash.digest("hex"),
+      chunkSize: this.chunkSize,
+      chunkCount: this.count,
+      compressor: this.compressor,
+      digester: this.digester,
+      features,
+      compressedSize: this.pos,
+      uncompressedSize: this.uncompressedCursor,
+      tocSize,
+      tocDigest,
+      ciCompressor: ciCompressor.name,
+      ciOffset,
+      ciCompressedSize: ci.stored.length,
+      ciUncompressedSize: ciPlain.length,
+    };
+  }
+
+  /**
+   * {@link finish}, then atomically renames the file to `<blobDir>/<blobId>` (same file system
+   * as `path` required). Returns undefined (and leaves nothing behind) when there were no chunks.
+   */
+  async finishInto(blobDir: string): Promise<BlobInfo | undefined> {
+    const info = await this.finish();
+    if (info) await fsp.rename(this.path, path.join(blobDir, info.blobId));
+    return info;
+  }
+
+  /** Closes and deletes the temporary file. Safe to call in any state, also after a failed write. */
+  async abort(): Promise<void> {
+    const fd = this.fd;
+    this.fd = undefined;
+    this.state = "aborted";
+    if (fd !== undefined) fs.closeSync(fd);
+    await fsp.rm(this.path, { force: true });
+  }
+}
