@@ -21,6 +21,7 @@ import {
   BLOB_FEATURE_ENCRYPTED,
   BLOB_FEATURE_HAS_TAR_HEADER,
   BLOB_FEATURE_HAS_TOC,
+  BLOB_FEATURE_INLINED_CHUNK_DIGEST,
   BLOB_FEATURE_SEPARATE,
   BLOB_FEATURE_TARFS,
   BLOB_FEATURE_ZRAN,
@@ -328,12 +329,16 @@ export class DataBlob {
 
   /**
    * The chunk-digest array (`blob.digest`, 32 bytes per chunk in ci_index order), located through
-   * the ToC and checked against its ToC digest; undefined when the ToC has no such entry.
+   * the ToC and checked against its ToC digest; undefined when the blob has none (no
+   * INLINED_CHUNK_DIGEST feature and no ToC entry).
    */
   async readChunkDigests(toc?: BlobToc): Promise<Uint8Array | undefined> {
     const t = toc ?? (await this.readToc());
     const i = t.entries.findIndex((e) => e.name === TOC_NAME_BLOB_DIGEST);
-    if (i < 0) return undefined;
+    if (i < 0) {
+      if (!hasFeature(this.info.features, BLOB_FEATURE_INLINED_CHUNK_DIGEST)) return undefined;
+      throw new FormatError("TocEntryList", TOC_NAME_BLOB_DIGEST, t.offset, "INLINED_CHUNK_DIGEST is set but the ToC has no blob.digest entry");
+    }
     const e = t.entries[i]!;
     const want = 32 * this.info.chunkCount;
     if (e.compressedSize !== want || e.uncompressedSize !== want || tocEntryCompressor(e.flags) !== "none") {
@@ -377,6 +382,8 @@ function hex32(n: number): string {
  * Writes the uncompressed blob-cache view (spec §1, §4.2) to `destPath`: a file of
  * `info.uncompressedSize` bytes with each chunk's plain bytes at its uncompressed offset and
  * zeros (holes) elsewhere. Streams chunk by chunk (memory bounded by one chunk).
+ * (openBlob accepts chunks ending up to `align_up(uncompressedSize, 4096)` like nydusd; only a
+ * blob with an unaligned uncompressed size could make the file longer than `uncompressedSize`.)
  */
 export async function writeCacheView(blob: DataBlob, destPath: string): Promise<void> {
   const fh = await fsp.open(destPath, "w");
