@@ -230,3 +230,28 @@ test("a flipped byte in any stored chunk of an uncompressed blob is caught by ve
     }
   }
 });
+
+test("a large ci table is stored compressed (ci_compressor = blob compressor) and still reads back", async (t) => {
+  const dir = tmpDir(t);
+  for (const compressor of ["zstd", "lz4_block"] as const) {
+    const w = new BlobWriter({ path: path.join(dir, "tmp"), compressor, digester: "blake3", chunkSize: 4096, blobToc: true, blobIndex: 0 });
+    const plains = Array.from({ length: 300 }, (_, i) => content(1 + (i % 50), i));
+    const cis = plains.map((p) => w.addChunk(p));
+    const info = (await w.finishInto(dir))!;
+    assert.equal(info.ciCompressor, compressor);
+    assert.equal(info.ciUncompressedSize, 300 * 16);
+    assert.ok(info.ciCompressedSize < info.ciUncompressedSize);
+    const reader = await fileReaderAt(path.join(dir, info.blobId));
+    try {
+      const blob = await openBlob(reader, info);
+      assert.equal(blob.header.ciCompressor, compressor === "zstd" ? 3 : 1);
+      const toc = await blob.readToc();
+      assert.equal(toc.entries[1]!.flags, compressor === "zstd" ? 2 : 4);
+      await blob.verifyToc(toc);
+      await blob.verifyBlobId(toc);
+      for (const [i, ci] of cis.entries()) assert.equal(hex(await blob.verifyChunk(ci, ci.digest, "blake3")), hex(plains[i]!));
+    } finally {
+      await reader.close();
+    }
+  }
+});
