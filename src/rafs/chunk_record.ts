@@ -1,0 +1,143 @@
+/**
+ * The 80-byte chunk record `RafsV5ChunkInfo` (spec §3.13, §5.7; nydus `layout/v5.rs`
+ * `RafsV5ChunkInfo`). RAFS v5 stores these after each regular-file inode; RAFS v6 uses the
+ * same record in its chunk table.
+ *
+ * ```
+ * off size field
+ *   0   32 block_id            chunk digest over the uncompressed bytes (§6)
+ *  32    4 blob_index          0-based index in the blob table
+ *  36    4 flags               BlobChunkFlags (§2.7)
+ *  40    4 compressed_size     stored bytes in the blob
+ *  44    4 uncompressed_size   plain bytes
+ *  48    8 compressed_offset   offset of the stored bytes in the blob file
+ *  56    8 uncompressed_offset offset in the uncompressed blob-cache view
+ *  64    8 file_offset         offset of this chunk in (a) file using it
+ *  72    4 index               ci_index: position in the blob's chunk table
+ *  76    4 crc32               CRC-32C of the plain bytes when HAS_CRC32, else reserved (0)
+ * ```
+ */
+import { StructReader, StructWriter } from "../internal/bytes.ts";
+import type { ChunkInfo } from "./model.ts";
+
+/** Encoded size of one chunk record in bytes. */
+export const CHUNK_RECORD_SIZE = 80;
+/** Length of `block_id`. */
+export const CHUNK_DIGEST_SIZE = 32;
+
+/** BlobChunkFlags (spec §2.7, nydus `storage/src/device.rs`). */
+export const CHUNK_FLAG_COMPRESSED = 0x01;
+export const CHUNK_FLAG_HOLECHUNK = 0x02;
+export const CHUNK_FLAG_ENCRYPTED = 0x04;
+export const CHUNK_FLAG_BATCH = 0x08;
+export const CHUNK_FLAG_HAS_CRC32 = 0x10;
+
+/** A decoded chunk record; every field as stored (no interpretation). */
+export interface ChunkRecord {
+  /** block_id: 32-byte chunk digest. */
+  readonly blockId: Uint8Array;
+  readonly blobIndex: number;
+  /** BlobChunkFlags bits as stored (unknown bits preserved). */
+  readonly flags: number;
+  readonly compressedSize: number;
+  readonly uncompressedSize: number;
+  readonly compressedOffset: number;
+  readonly uncompressedOffset: number;
+  readonly fileOffset: number;
+  /** ci_index in the blob. */
+  readonly index: number;
+  /** CRC-32C when HAS_CRC32 is set; the reserved u32 otherwise. */
+  readonly crc32: number;
+}
+
+/**
+ * Decodes the chunk record at `offset` of `bytes`.
+ *
+ * @param bytes the containing buffer (normally the whole bootstrap, so offsets in errors are absolute)
+ * @param offset byte offset of the record in `bytes`
+ * @returns the record; `blockId` is a copy
+ * @throws FormatError when the record runs past `bytes` or a u64 field exceeds 2^53-1;
+ *   RangeError when `offset` is negative or not an integer
+ * @example
+ * const rec = decodeChunkRecord(bootstrap, 0x4000);
+ * rec.compressedSize; // bytes to read at rec.compressedOffset of blob rec.blobIndex
+ */
+export function decodeChunkRecord(bytes: Uint8Array, offset = 0): ChunkRecord {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`Cannot decode chunk record: offset ${offset} is not a non-negative integer`);
+  }
+  const r = new StructReader("RafsV5ChunkInfo", bytes.subarray(Math.min(offset, bytes.length)), offset, CHUNK_RECORD_SIZE);
+  return {
+    blockId: r.slice("block_id", 0, CHUNK_DIGEST_SIZE).slice(),
+    blobIndex: r.u32("blob_index", 32),
+    flags: r.u32("flags", 36),
+    compressedSize: r.u32("compressed_size", 40),
+    uncompressedSize: r.u32("uncompressed_size", 44),
+    compressedOffset: r.u64("compressed_offset", 48),
+    uncompressedOffset: r.u64("uncompressed_offset", 56),
+    fileOffset: r.u64("file_offset", 64),
+    index: r.u32("index", 72),
+    crc32: r.u32("crc32", 76),
+  };
+}
+
+/**
+ * Encodes a chunk record into 80 bytes (or into `into` at its start).
+ * @throws RangeError when `blockId` is not 32 bytes or a field is out of its range
+ * @example
+ * const bytes = encodeChunkRecord(decodeChunkRecord(bootstrap, off)); // equals bootstrap[off, off+80)
+ */
+export function encodeChunkRecord(rec: ChunkRecord, into?: Uint8Array): Uint8Array {
+  if (rec.blockId.length !== CHUNK_DIGEST_SIZE) {
+    throw new RangeError(`Cannot encode chunk record: block_id has ${rec.blockId.length} bytes, expected 32`);
+  }
+  for (const [name, v] of [
+    ["blobIndex", rec.blobIndex],
+    ["flags", rec.flags],
+    ["compressedSize", rec.compressedSize],
+    ["uncompressedSize", rec.uncompressedSize],
+    ["index", rec.index],
+    ["crc32", rec.crc32],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`Cannot encode chunk record: ${name} ${v} is not a u32`);
+  }
+  for (const [name, v] of [
+    ["compressedOffset", rec.compressedOffset],
+    ["uncompressedOffset", rec.uncompressedOffset],
+    ["fileOffset", rec.fileOffset],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`Cannot encode chunk record: ${name} ${v} is not a safe u64`);
+  }
+  const w = new StructWriter(CHUNK_RECORD_SIZE, into);
+  w.set(0, rec.blockId)
+    .u32(32, rec.blobIndex)
+    .u32(36, rec.flags)
+    .u32(40, rec.compressedSize)
+    .u32(44, rec.uncompressedSize)
+    .u64(48, rec.compressedOffset)
+    .u64(56, rec.uncompressedOffset)
+    .u64(64, rec.fileOffset)
+    .u32(72, rec.index)
+    .u32(76, rec.crc32);
+  return into ? w.bytes.subarray(0, CHUNK_RECORD_SIZE) : w.bytes;
+}
+
+/**
+ * The model's {@link ChunkInfo} for a record: `compressed` from COMPRESSED, `crc32` only when
+ * HAS_CRC32 is set.
+ * @example
+ * const info = chunkInfoFromRecord(decodeChunkRecord(bootstrap, off));
+ */
+export function chunkInfoFromRecord(rec: ChunkRecord): ChunkInfo {
+  const info: ChunkInfo = {
+    digest: rec.blockId,
+    blobIndex: rec.blobIndex,
+    index: rec.index,
+    compressedOffset: rec.compressedOffset,
+    compressedSize: rec.compressedSize,
+    uncompressedOffset: rec.uncompressedOffset,
+    uncompressedSize: rec.uncompressedSize,
+    compressed: (rec.flags & CHUNK_FLAG_COMPRESSED) !== 0,
+  };
+  return (rec.flags & CHUNK_FLAG_HAS_CRC32) !== 0 ? { ...info, crc32: rec.crc32 } : info;
+}
