@@ -11,6 +11,7 @@ import {
   compressorFromSuperFlags,
   decodeBlobTable,
   decodeExtBlobEntry,
+  decodeInodeTable,
   decodeRafsV5Inode,
   decodeRafsV5InodeRecord,
   decodeRafsV5SuperBlock,
@@ -193,4 +194,17 @@ test("inode record: xattrs and chunk records are located after name and symlink"
   assert.throws(() => decodeRafsV5InodeRecord(file.subarray(0, file.length - 1), 8200), isFormat("i_child_count", 8200 + 96));
   assert.throws(() => decodeRafsV5InodeRecord(file.subarray(0, 8200 + 130), 8200), isFormat("name", 8200 + 128));
   assert.throws(() => decodeRafsV5Inode(file, file.length - 127), isFormat("(size)"));
+});
+
+test("inode table: entries are absolute offsets >> 3, checked against the superblock and file end", () => {
+  const bytes = readBootstrap(V5_FIXTURES[0]);
+  const sb = decodeRafsV5SuperBlock(bytes);
+  const offsets = decodeInodeTable(bytes, sb);
+  assert.equal(offsets.length, 54);
+  assert.equal(offsets[0], 0x2160, "root record right after the extended blob table");
+  for (const [v, why] of [[0, "zero"], [1024, "inside the superblock"], [1 << 29, "at 2^32"], [bytes.length / 8, "at the end of the file"]] as const) {
+    const b = bytes.slice();
+    new DataView(b.buffer).setUint32(8192 + 12, v, true);
+    assert.throws(() => decodeInodeTable(b, sb), isFormat("entries[3]", 8192 + 12), why);
+  }
 });

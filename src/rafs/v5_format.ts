@@ -268,39 +268,29 @@ export function validateRafsV5SuperBlock(sb: RafsV5SuperBlock, fileSize: number)
 // Inode table and prefetch table
 
 /**
- * Raw inode-table entries (`inode_record_offset >> 3`, entry `index-1`), after checking the
- * table lies in the file. Entry values are checked where used ({@link inodeRecordOffset}).
- * @throws FormatError when the table runs past the file
+ * Decodes the inode table into absolute record offsets (entry `index-1` << 3), checking each
+ * entry as upstream's `RafsV5InodeTable::get` does (above the superblock, below 2^32) and
+ * that a 128-byte inode fits before the end of the file.
+ * @returns record offsets; element `index-1` belongs to the 1-based table index
+ * @throws FormatError naming the table or the offending entry
  */
-export function decodeInodeTable(bytes: Uint8Array, sb: RafsV5SuperBlock): Uint32Array {
+export function decodeInodeTable(bytes: Uint8Array, sb: RafsV5SuperBlock): number[] {
   const r = new StructReader("RafsV5InodeTable", bytes, 0);
   const len = sb.inodeTableEntries;
   r.slice("entries", sb.inodeTableOffset, len * 4);
-  const out = new Uint32Array(len);
-  for (let i = 0; i < len; i++) out[i] = r.u32(`entries[${i}]`, sb.inodeTableOffset + i * 4);
+  const out = new Array<number>(len);
+  for (let i = 0; i < len; i++) {
+    const entryOff = sb.inodeTableOffset + i * 4;
+    const v = r.u32(`entries[${i}]`, entryOff);
+    if (v <= RAFSV5_SUPERBLOCK_SIZE >>> 3 || v >= 1 << 29) {
+      r.fail(`entries[${i}]`, entryOff, `record offset 0x${(v * 8).toString(16)} is outside (8192, 2^32)`);
+    }
+    if (v * 8 + RAFSV5_INODE_SIZE > bytes.length) {
+      r.fail(`entries[${i}]`, entryOff, `record at ${v * 8} runs past the end of the file (${bytes.length} bytes)`);
+    }
+    out[i] = v * 8;
+  }
   return out;
-}
-
-/**
- * Absolute offset of the record of 1-based `index` (entry << 3), checked as upstream's
- * `RafsV5InodeTable::get`: above the superblock, below 2^32, and with room for a
- * 128-byte inode before `fileSize`.
- * @throws FormatError naming the table entry
- */
-export function inodeRecordOffset(table: Uint32Array, index: number, sb: RafsV5SuperBlock, fileSize: number): number {
-  const entryOff = sb.inodeTableOffset + (index - 1) * 4;
-  if (!Number.isInteger(index) || index < 1 || index > table.length) {
-    throw new FormatError("RafsV5InodeTable", "entries", sb.inodeTableOffset, `index ${index} is outside 1..${table.length}`);
-  }
-  const v = table[index - 1];
-  if (v <= RAFSV5_SUPERBLOCK_SIZE >>> 3 || v >= 1 << 29) {
-    throw new FormatError("RafsV5InodeTable", `entries[${index - 1}]`, entryOff, `record offset 0x${(v * 8).toString(16)} is outside (8192, 2^32)`);
-  }
-  const off = v * 8;
-  if (off + RAFSV5_INODE_SIZE > fileSize) {
-    throw new FormatError("RafsV5InodeTable", `entries[${index - 1}]`, entryOff, `record at ${off} runs past the end of the file (${fileSize} bytes)`);
-  }
-  return off;
 }
 
 /**

@@ -44,7 +44,6 @@ import {
   decodeRafsV5InodeRecord,
   decodeRafsV5SuperBlock,
   digesterFromSuperFlags,
-  inodeRecordOffset,
   validateRafsV5SuperBlock,
   RAFSV5_EXT_BLOB_ENTRY_SIZE,
 } from "./v5_format.ts";
@@ -96,9 +95,7 @@ const ZERO_DIGEST = new Uint8Array(32);
 export function openRafsV5(bootstrap: Uint8Array): RafsV5Image {
   const sb = decodeRafsV5SuperBlock(bootstrap);
   validateRafsV5SuperBlock(sb, bootstrap.length);
-  const table = decodeInodeTable(bootstrap, sb);
-  const offsets = new Array<number>(table.length);
-  for (let i = 1; i <= table.length; i++) offsets[i - 1] = inodeRecordOffset(table, i, sb, bootstrap.length);
+  const offsets = decodeInodeTable(bootstrap, sb);
 
   const blobTable = decodeBlobTable(bootstrap, sb);
   const extBlobTable: RafsV5ExtBlobEntry[] = [];
@@ -156,14 +153,14 @@ export function openRafsV5(bootstrap: Uint8Array): RafsV5Image {
   function entry(index: number): RafsV5Entry {
     const hit = cache.get(index);
     if (hit) return hit;
-    if (!Number.isInteger(index) || index < 1 || index > table.length) {
-      throw new RangeError(`Cannot read inode-table index ${index}: expected 1..${table.length}`);
+    if (!Number.isInteger(index) || index < 1 || index > offsets.length) {
+      throw new RangeError(`Cannot read inode-table index ${index}: expected 1..${offsets.length}`);
     }
     const record = decodeRafsV5InodeRecord(bootstrap, offsets[index - 1]);
     const i = record.inode;
     const kind = kindFromMode(i.mode);
     if (!kind) fail(record, "i_mode", 60, `unknown file type in mode 0o${i.mode.toString(8)}`);
-    if (i.ino < 1 || i.ino > table.length) fail(record, "i_ino", 40, `inode number ${i.ino} is outside 1..${table.length}`);
+    if (i.ino < 1 || i.ino > offsets.length) fail(record, "i_ino", 40, `inode number ${i.ino} is outside 1..${offsets.length}`);
     if (i.ino !== RAFSV5_ROOT_INODE && i.parent === 0) fail(record, "i_parent", 32, "non-root inode has parent 0");
     if (i.nlink === 0) fail(record, "i_nlink", 88, "link count is 0");
     if (i.nameSize < 1 || i.nameSize > RAFSV5_MAX_NAME_SIZE) fail(record, "i_name_size", 100, `name size ${i.nameSize} is outside 1..256`);
@@ -174,8 +171,8 @@ export function openRafsV5(bootstrap: Uint8Array): RafsV5Image {
         fail(record, "i_child_count", 96, `${i.childCount} chunks for size ${i.size}, expected ${expected}`);
       }
     } else if (kind === "dir") {
-      if (i.childCount > 0 && (i.childIndex <= i.ino || i.childIndex + i.childCount - 1 > table.length)) {
-        fail(record, "i_child_index", 92, `children ${i.childIndex}..+${i.childCount} are not within ${i.ino + 1}..${table.length}`);
+      if (i.childCount > 0 && (i.childIndex <= i.ino || i.childIndex + i.childCount - 1 > offsets.length)) {
+        fail(record, "i_child_index", 92, `children ${i.childIndex}..+${i.childCount} are not within ${i.ino + 1}..${offsets.length}`);
       }
     } else if (kind === "symlink" && i.symlinkSize === 0) {
       fail(record, "i_symlink_size", 102, "symlink has an empty target");
@@ -279,13 +276,13 @@ export function openRafsV5(bootstrap: Uint8Array): RafsV5Image {
     v5SuperBlock: sb,
     blobTable,
     extBlobTable,
-    indexCount: table.length,
+    indexCount: offsets.length,
     entry,
     entryOfIno,
     children,
     chunkRecords,
     inode(ino) {
-      if (!Number.isInteger(ino) || ino < 1 || ino > table.length) throw new RangeError(`Cannot read inode ${ino}: expected 1..${table.length}`);
+      if (!Number.isInteger(ino) || ino < 1 || ino > offsets.length) throw new RangeError(`Cannot read inode ${ino}: expected 1..${offsets.length}`);
       return toInode(entryOfIno(ino));
     },
     readdir(dir) {
