@@ -152,7 +152,7 @@ export function rafsSuperBlock(fields: { inos: number; blocks: number; metaBlkad
     featureCompat: EROFS_COMPAT_RAFS_V6,
     blkszbits: 12,
     extslots: 0,
-    rootNid: 0,
+    rootNid: 128,
     inos: fields.inos,
     buildTime: 0,
     buildTimeNsec: 0,
@@ -322,6 +322,9 @@ export function encodeInode(rec: Omit<InodeRecord, "format" | "inodeSize"> & { f
       .u32(40, rec.mtimeNsec)
       .u32(44, rec.nlink).bytes;
   }
+  for (const [field, v, max] of [["size", rec.size, 0xffff_ffff], ["uid", rec.uid, 0xffff], ["gid", rec.gid, 0xffff], ["nlink", rec.nlink, 0xffff]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`Cannot encode compact inode: ${field} ${v} does not fit (max ${max}); use an extended inode`);
+  }
   return new StructWriter(EROFS_INODE_COMPACT_SIZE, into)
     .u16(0, format)
     .u16(2, rec.xattrIcount)
@@ -376,7 +379,9 @@ export function encodeChunkAddr(a: ChunkAddr, into?: Uint8Array): Uint8Array {
 /** i_u of a chunk-based inode for chunks of `chunkBytes` (a power of two ≥ 4096). */
 export function chunkFormat(chunkBytes: number): number {
   const bits = Math.log2(chunkBytes);
-  if (!Number.isInteger(bits) || bits < 12) throw new RangeError(`Cannot encode chunk size ${chunkBytes}: not a power of two ≥ 4096`);
+  if (!Number.isInteger(bits) || bits < 12 || bits - 12 > EROFS_CHUNK_FORMAT_BLKBITS_MASK) {
+    throw new RangeError(`Cannot encode chunk size ${chunkBytes}: not a power of two in 2^12..2^43`);
+  }
   return EROFS_CHUNK_FORMAT_INDEXES | (bits - 12);
 }
 
