@@ -131,7 +131,7 @@ export async function mkfsErofs(meta: string, srcDir: string, options: MkfsOptio
 }
 
 export interface FsckOptions {
-  /** --extract=DIR (must not exist yet in 1.5? it is created if missing). */
+  /** --extract=DIR (created by fsck.erofs). 1.5 drops setuid/setgid, splits hard links, writes no xattrs. */
   extractTo?: string;
   extraArgs?: readonly string[];
 }
@@ -291,7 +291,10 @@ export async function mountOverlay(lowers: readonly string[], mountpoint: string
 
 // ---------- GNU tar ----------
 
-/** Extracts `tarFile` into `dest` (created) with GNU tar, keeping owners, modes, xattrs (all namespaces), devices. */
+/**
+ * Extracts `tarFile` into `dest` (created) with GNU tar, keeping owners, modes, xattrs (all
+ * namespaces), devices. `extraArgs` come after `-C dest` (options or member names).
+ */
 export async function gnuTarExtract(tarFile: string, dest: string, extraArgs: readonly string[] = []): Promise<ExecResult> {
   await fsp.mkdir(dest, { recursive: true });
   return runOk("tar", [
@@ -300,11 +303,11 @@ export async function gnuTarExtract(tarFile: string, dest: string, extraArgs: re
     "--numeric-owner",
     "--same-owner",
     "--same-permissions",
-    ...extraArgs,
     "-xf",
     tarFile,
     "-C",
     dest,
+    ...extraArgs,
   ]);
 }
 
