@@ -96,8 +96,8 @@ test("superblock: decode errors and every validation rule (spec §3.2)", () => {
   bad({ featureIncompat: 0x4 }, "s_feature_incompat", 0x450);
   bad({ featureIncompat: 0x1c }, "s_feature_incompat", 0x450);
   bad({ devtSlotoff: 12 }, "s_devt_slotoff", 0x458);
-  bad({}, "(file size)", 0, 20481);
-  bad({}, "(file size)", 0, 0);
+  bad({}, "image_size", 0, 20481);
+  bad({}, "image_size", 0, 0);
   bad({ metaBlkaddr: 6 }, "s_meta_blkaddr", 0x428);
   bad({ extraDevices: 0, blocks: 9 }, "s_blocks", 0x424);
   bad({ extraDevices: 200 }, "s_extra_devices", 0x456);

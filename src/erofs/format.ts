@@ -188,7 +188,9 @@ export function validateRafsSuperBlock(sb: SuperBlock, fileSize: number): void {
   }
   if (sb.devtSlotoff * EROFS_DEVICE_SLOT_SIZE !== 1408) fail("s_devt_slotoff", 88, `must be 11, found ${sb.devtSlotoff}`);
   const bs = 1 << sb.blkszbits;
-  if (fileSize < 4096 || fileSize % bs !== 0) fail("(file size)", -EROFS_SUPER_OFFSET, `${fileSize} is not a positive multiple of ${bs}`);
+  if (fileSize < 4096 || fileSize % bs !== 0) {
+    throw new FormatError("RafsV6SuperBlock", "image_size", 0, `${fileSize} bytes is not a positive multiple of the ${bs}-byte block size`);
+  }
   if (sb.metaBlkaddr * bs > fileSize) fail("s_meta_blkaddr", 40, `${sb.metaBlkaddr} is beyond the end of the ${fileSize}-byte image`);
   if (sb.extraDevices === 0 && sb.blocks !== 0 && sb.blocks !== 4096) fail("s_blocks", 36, `must be 0 with no devices, found ${sb.blocks}`);
   if (1408 + EROFS_DEVICE_SLOT_SIZE * sb.extraDevices > fileSize) fail("s_extra_devices", 86, `device table of ${sb.extraDevices} slots exceeds the image`);

@@ -460,7 +460,7 @@ test("reader rejections name struct, field and offset", () => {
   };
   expectFormat(BOOT.subarray(0, 1000), "ErofsSuperBlock", "(size)", 1024);
   expectFormat(mutate((b) => (b[1024] = 0)), "RafsV6SuperBlock", "s_magic", 1024);
-  expectFormat(BOOT.subarray(0, 20000), "RafsV6SuperBlock", "(file size)", 0);
+  expectFormat(BOOT.subarray(0, 20000), "RafsV6SuperBlock", "image_size", 0);
   expectFormat(mutate((_, dv) => dv.setUint32(0x1044, 4096, true)), "RafsV6Blob", "chunk_size", 0x1044);
   expectFormat(mutate((_, dv) => dv.setUint32(0x1040, 1, true)), "RafsV6Blob", "blob_index", 0x1040);
   expectFormat(mutate((_, dv) => dv.setUint32(0x1054, 0x7000_0020, true)), "RafsV6Blob", "features", 0x1054);
