@@ -51,6 +51,11 @@ export interface TarEntry {
   readonly body: AsyncIterable<Uint8Array>;
 }
 
+/** PAX keywords that carry extended attributes (GNU/star and libarchive spellings). */
+function isXattrKey(key: string): boolean {
+  return key.startsWith("SCHILY.xattr.") || key.startsWith("LIBARCHIVE.xattr.");
+}
+
 /** Options of {@link readTar}. */
 export interface ReadTarOptions {
   /** Abort reading; the pending call rejects with the signal's reason. */
@@ -325,7 +330,8 @@ export async function* readTar(
   extract.on("entry", (_header: unknown, stream: object) => {
     const merged = new Map(state.global);
     for (const [k, v] of state.pending ?? []) {
-      if (v.length === 0) merged.delete(k);
+      // An empty value deletes a keyword (POSIX pax), except an xattr, where it is the value.
+      if (v.length === 0 && !isXattrKey(k)) merged.delete(k);
       else merged.set(k, v);
     }
     state.pending = null;
