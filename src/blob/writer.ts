@@ -175,15 +175,18 @@ export class BlobWriter {
   /**
    * Stores one chunk: digest, CRC-32C, compression with keep-or-discard, append.
    * @param plain the chunk's uncompressed bytes, 1..chunkSize long
+   * @param digest the chunk's digest with this writer's digester, when the caller already has it
+   *   (a deduplicating builder computes it first); computed here otherwise
    * @returns its ChunkInfo (ci_index = previous chunkCount, 4096-aligned uncompressed offset, crc32 set)
    */
-  addChunk(plain: Uint8Array): ChunkInfo {
+  addChunk(plain: Uint8Array, digest?: Uint8Array): ChunkInfo {
     this.ensureOpen("add a chunk");
     if (plain.length < 1 || plain.length > this.chunkSize) {
       throw new RangeError(`Cannot add a chunk of ${plain.length} bytes: expected 1..${this.chunkSize}`);
     }
     if (this.count >= MAX_CHUNKS) throw new InvalidInputError(`Cannot add a chunk: blob already holds ${this.count} chunks (limit ${MAX_CHUNKS})`);
-    const digest = createHasher(this.digester).update(plain).digest();
+    if (digest !== undefined && digest.length !== 32) throw new RangeError(`Cannot add a chunk: digest has ${digest.length} bytes, expected 32`);
+    digest ??= createHasher(this.digester).update(plain).digest();
     const crc32 = crc32c(plain);
     const { stored, compressed } = compressChunk(this.codec, plain);
     const info: ChunkInfo = {

@@ -53,7 +53,7 @@ export class ChunkStore {
     if (chunk) {
       this.stats.dedupedChunks++;
     } else {
-      chunk = this.writer.addChunk(plain);
+      chunk = this.writer.addChunk(plain, digest);
       this.known.set(k, chunk);
       this.stats.storedChunks++;
     }
