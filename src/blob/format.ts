@@ -1,7 +1,7 @@
 /**
  * On-disk structures of a RAFS v6 data blob (spec §4): compression-context ("ci") entries,
  * the 4096-byte `BlobCompressionContextHeader`, ToC entries, and the 512-byte GNU tar headers
- * that separate blob sections; plus the BlobFeatures (§2.6) and chunk-flag (§2.7) constants.
+ * that separate blob sections; plus the BlobFeatures (§2.6) constants (chunk-flag bits, §2.7, live in rafs/chunk_record.ts).
  *
  * Every decoder is bounds-checked and throws only {@link FormatError} (struct, field, absolute
  * offset). Encoders take trusted values and throw `RangeError` for values that do not fit.
@@ -57,21 +57,6 @@ export const BLOB_FEATURES_BLOB_TOC = 0x7000_0021;
 export function hasFeature(features: number, bit: number): boolean {
   return ((features & bit) >>> 0) === bit >>> 0;
 }
-
-// ---------------------------------------------------------------------------------------------
-// BlobChunkFlags (u32, chunk-table record), spec §2.7
-// ---------------------------------------------------------------------------------------------
-
-/** Stored bytes are compressed with the blob's compressor (§2.7). */
-export const CHUNK_FLAG_COMPRESSED = 0x01;
-/** Legacy hole-chunk flag, unused (§2.7). */
-export const CHUNK_FLAG_HOLECHUNK = 0x02;
-/** Chunk data encrypted (§2.7). */
-export const CHUNK_FLAG_ENCRYPTED = 0x04;
-/** Batch chunk (§2.7). */
-export const CHUNK_FLAG_BATCH = 0x08;
-/** The record's crc32 field holds CRC-32C of the uncompressed chunk (§2.7). */
-export const CHUNK_FLAG_HAS_CRC32 = 0x10;
 
 // ---------------------------------------------------------------------------------------------
 // ci entries, spec §4.3
