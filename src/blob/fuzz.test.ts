@@ -18,18 +18,7 @@ import {
   decodeTocList,
 } from "./format.ts";
 import { openBlob, type DataBlob } from "./reader.ts";
-
-/** mulberry32: a tiny deterministic PRNG returning uint32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+import { mulberry32 } from "../../test/support/fuzz.ts";
 
 const blob = fixtureBlobBytes();
 const sect = (k: keyof typeof FIXTURE_LAYOUT) => blob.subarray(FIXTURE_LAYOUT[k][0], FIXTURE_LAYOUT[k][1]);
@@ -63,7 +52,8 @@ function expectOnlyFormatError(what: string, fn: () => unknown): boolean {
 }
 
 test("fuzz: format.ts decoders throw only FormatError", { timeout: 60_000 }, () => {
-  const rand = prng(0x5eed_b10b);
+  const rng = mulberry32(0x5eed_b10b);
+  const rand = () => rng.u32();
   const decoders: [string, Uint8Array, (b: Uint8Array) => unknown][] = [
     ["ci V1", sect("ciTable").subarray(16), (b) => decodeCiEntryV1(b, 8330)],
     ["ci V2", new Uint8Array(24).fill(0x11), (b) => decodeCiEntryV2(b, 0)],
@@ -97,7 +87,8 @@ async function exercise(b: DataBlob): Promise<void> {
 }
 
 test("fuzz: openBlob and every read/verify on truncated or bit-flipped fixture bytes", { timeout: 120_000 }, async () => {
-  const rand = prng(0xdead_beef);
+  const rng = mulberry32(0xdead_beef);
+  const rand = () => rng.u32();
   const variants = [
     [true, FIXTURE_BLOB_INFO],
     [false, FIXTURE_BLOB_INFO],

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import { fixture } from "../../test/support/paths.ts";
+import { mulberry32 } from "../../test/support/fuzz.ts";
 import { compareBytes, toHex } from "../internal/bytes.ts";
 import { DigestMismatchError, FormatError } from "../internal/errors.ts";
 import { codecByName, compressChunk } from "../compression/codec.ts";
@@ -173,18 +174,6 @@ for (const name of V5_FIXTURES) {
 // ---------------------------------------------------------------------------------------------
 // Seeded fuzz: hostile bootstraps may only raise FormatError / DigestMismatchError, quickly.
 
-/** mulberry32: small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const WALK_LIMIT = 5000;
 
 /** Opens, walks everything (bounded) and verifies; returns what happened. */
@@ -225,7 +214,8 @@ test("fuzz: truncation, bit flips and huge numbers raise only FormatError/Digest
     const image = openRafsV5(orig);
     const recordOffsets = Array.from({ length: image.indexCount }, (_, i) => image.entry(i + 1).record);
     const chunkOffsets = recordOffsets.flatMap((r) => Array.from({ length: r.chunkCount }, (_, k) => r.chunksOffset + k * CHUNK_RECORD_SIZE));
-    const rnd = prng(name.length * 7919);
+    const rng = mulberry32(name.length * 7919);
+    const rnd = () => rng.float();
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
     const hugeU32 = [0, 1, 2, 7, 8, 0x3ff, 0x400, 1023, 8192 / 8, 8193, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff, orig.length, orig.length / 8];
     const hugeU64 = [0n, 1n, 0xffffffffn, 0x100000000n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n, BigInt(orig.length)];

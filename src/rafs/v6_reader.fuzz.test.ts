@@ -12,19 +12,8 @@ import { walkRafs } from "./open.ts";
 import { codecByName } from "../compression/codec.ts";
 import { FormatError } from "../internal/errors.ts";
 import { fixture } from "../../test/support/paths.ts";
+import { mulberry32 } from "../../test/support/fuzz.ts";
 import { buildSyntheticV6, type SynNode } from "../../test/support/v6_synthetic.ts";
-
-/** mulberry32: small deterministic PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HUGE_U32 = [0xffffffff, 0x80000000, 0x7fffffff, 0x10000, 0x1000, 0xfff, 1, 0];
 const HUGE_U64 = [2n ** 64n - 1n, 2n ** 63n, 2n ** 53n, 2n ** 53n - 1n, 2n ** 32n, 0x1_0000_0000_0000n, 1n, 0n];
@@ -134,7 +123,8 @@ function fuzz(name: string, clean: Uint8Array, seed: number, iterations: number)
   clean.forEach((b, i) => {
     if (b !== 0) hot.push(i);
   });
-  const rnd = prng(seed);
+  const rng = mulberry32(seed);
+  const rnd = () => rng.float();
   let rejected = 0;
   let slowest = 0;
   for (let i = 0; i < iterations; i++) {
@@ -170,7 +160,8 @@ test("fuzz: mutated synthetic bootstrap (dirs, symlinks, xattrs, devices) only e
 });
 
 test("fuzz: random bytes and zero-filled files of many sizes only ever throw FormatError", () => {
-  const rnd = prng(0x5eed_0004);
+  const rng = mulberry32(0x5eed_0004);
+  const rnd = () => rng.float();
   for (let i = 0; i < 500; i++) {
     const size = [0, 1, 1024, 1100, 1152, 1408, 4096, 8192, 20480][i % 9];
     const bytes = new Uint8Array(size);
