@@ -19,6 +19,7 @@
 import { StructReader, StructWriter, alignUp } from "../internal/bytes.ts";
 import { FormatError } from "../internal/errors.ts";
 import { CHUNK_RECORD_SIZE } from "./chunk_record.ts";
+import { RafsFlags, validateRafsFlags } from "./format.ts";
 import type { CompressorName } from "../compression/codec.ts";
 import type { DigesterName } from "../digest/hasher.ts";
 
@@ -42,18 +43,6 @@ export const RAFSV5_MAX_NAME_SIZE = 256;
 export const RAFSV5_MIN_CHUNK_SIZE = 0x1000;
 export const RAFSV5_MAX_CHUNK_SIZE = 0x100_0000;
 
-/** RafsSuperFlags (spec §2.5, nydus `rafs/src/metadata/mod.rs`); shared with the v6 ext superblock. */
-export const RAFS_SUPER_FLAG_COMPRESSION_NONE = 0x1n;
-export const RAFS_SUPER_FLAG_COMPRESSION_LZ4 = 0x2n;
-export const RAFS_SUPER_FLAG_HASH_BLAKE3 = 0x4n;
-export const RAFS_SUPER_FLAG_HASH_SHA256 = 0x8n;
-export const RAFS_SUPER_FLAG_EXPLICIT_UID_GID = 0x10n;
-export const RAFS_SUPER_FLAG_HAS_XATTR = 0x20n;
-export const RAFS_SUPER_FLAG_COMPRESSION_GZIP = 0x40n;
-export const RAFS_SUPER_FLAG_COMPRESSION_ZSTD = 0x80n;
-/** Every bit `RafsSuperFlags::from_bits` accepts: 0x3FF plus encryption and PRESERVED_COMPAT bits 24..31. */
-export const RAFS_SUPER_FLAGS_KNOWN = 0xff00_03ffn;
-
 /** RafsV5InodeFlags (i_flags, `rafs/src/metadata/inode.rs`). */
 export const RAFSV5_INODE_FLAG_SYMLINK = 0x1n;
 export const RAFSV5_INODE_FLAG_HARDLINK = 0x2n;
@@ -68,13 +57,14 @@ export function rafsV5Align(size: number): number {
 /**
  * Compressor named by superblock flags, with upstream's precedence (NONE, LZ4, GZIP, ZSTD;
  * no bit set means lz4_block, `mod.rs:343-372`).
+ * Not `flagsAlgorithms` (format.ts): v5's precedence differs (LZ4 before GZIP/ZSTD, BLAKE3 before SHA256).
  * @example compressorFromSuperFlags(0x09n) // "none"
  */
 export function compressorFromSuperFlags(flags: bigint): CompressorName {
-  if (flags & RAFS_SUPER_FLAG_COMPRESSION_NONE) return "none";
-  if (flags & RAFS_SUPER_FLAG_COMPRESSION_LZ4) return "lz4_block";
-  if (flags & RAFS_SUPER_FLAG_COMPRESSION_GZIP) return "gzip";
-  if (flags & RAFS_SUPER_FLAG_COMPRESSION_ZSTD) return "zstd";
+  if (flags & RafsFlags.CompressionNone) return "none";
+  if (flags & RafsFlags.CompressionLz4) return "lz4_block";
+  if (flags & RafsFlags.CompressionGzip) return "gzip";
+  if (flags & RafsFlags.CompressionZstd) return "zstd";
   return "lz4_block";
 }
 
@@ -83,8 +73,8 @@ export function compressorFromSuperFlags(flags: bigint): CompressorName {
  * @example digesterFromSuperFlags(0x09n) // "sha256"
  */
 export function digesterFromSuperFlags(flags: bigint): DigesterName {
-  if (flags & RAFS_SUPER_FLAG_HASH_BLAKE3) return "blake3";
-  if (flags & RAFS_SUPER_FLAG_HASH_SHA256) return "sha256";
+  if (flags & RafsFlags.HashBlake3) return "blake3";
+  if (flags & RafsFlags.HashSha256) return "sha256";
   return "blake3";
 }
 
@@ -148,9 +138,8 @@ export function decodeRafsV5SuperBlock(bytes: Uint8Array): RafsV5SuperBlock {
     r.fail("s_block_size", 12, `chunk size 0x${blockSize.toString(16)} is not a power of two in 0x1000..0x1000000`);
   }
   const flags = r.u64big("s_flags", 16);
-  if ((flags & ~RAFS_SUPER_FLAGS_KNOWN) !== 0n) {
-    r.fail("s_flags", 16, `unknown bits 0x${(flags & ~RAFS_SUPER_FLAGS_KNOWN).toString(16)} in 0x${flags.toString(16)}`);
-  }
+  // Lenient (strictV6 = false): only unknown bits are rejected, as RafsSuperFlags::from_bits does.
+  validateRafsFlags(flags, "RafsV5SuperBlock", 16, false);
   return {
     magic,
     fsVersion,

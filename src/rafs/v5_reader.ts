@@ -17,6 +17,7 @@
 import { compareBytes } from "../internal/bytes.ts";
 import { FormatError } from "../internal/errors.ts";
 import { type ChunkRecord, chunkInfoFromRecord, decodeChunkRecord, CHUNK_RECORD_SIZE } from "./chunk_record.ts";
+import { RafsFlags } from "./format.ts";
 import {
   kindFromMode,
   type BlobInfo,
@@ -31,7 +32,6 @@ import {
   RAFSV5_INODE_FLAG_HAS_HOLE,
   RAFSV5_MAX_NAME_SIZE,
   RAFSV5_ROOT_INODE,
-  RAFS_SUPER_FLAG_EXPLICIT_UID_GID,
   type RafsV5BlobEntry,
   type RafsV5ExtBlobEntry,
   type RafsV5InodeRecord,
@@ -137,7 +137,7 @@ export function openRafsV5(bootstrap: Uint8Array): RafsV5Image {
     chunkSize: sb.blockSize,
     compressor,
     digester,
-    explicitUidGid: (sb.flags & RAFS_SUPER_FLAG_EXPLICIT_UID_GID) !== 0n,
+    explicitUidGid: (sb.flags & RafsFlags.ExplicitUidGid) !== 0n,
     rootIno: RAFSV5_ROOT_INODE,
     inodeCount: sb.inodesCount,
   };
