@@ -41,7 +41,8 @@ export class BlobTable {
  * @returns the final blob table
  */
 export function compactBlobs(root: TreeInode, table: readonly BlobInfo[], order: "first-reference" | "table"): BlobInfo[] {
-  const files = regularFilesInIndexOrder(root);
+  // Table order needs no traversal order: any walk finds the referenced set.
+  const files = order === "table" ? regularFilesUnordered(root) : regularFilesInIndexOrder(root);
   const firstUse: number[] = [];
   const seen = new Set<number>();
   for (const f of files) {
@@ -57,6 +58,7 @@ export function compactBlobs(root: TreeInode, table: readonly BlobInfo[], order:
   }
   const kept = order === "table" ? [...seen].sort((a, b) => a - b) : firstUse;
   if (kept.length > MAX_BLOBS) throw new InvalidInputError(`Cannot reference ${kept.length} blobs: RAFS v6 allows at most ${MAX_BLOBS}`);
+  if (kept.every((old, i) => old === i)) return kept.map((old) => table[old]!); // nothing moves
   const newIndex = new Map(kept.map((old, i) => [old, i]));
   const rewritten = new Map<ChunkInfo, ChunkInfo>();
   const done = new Set<TreeInode>();
@@ -74,4 +76,17 @@ export function compactBlobs(root: TreeInode, table: readonly BlobInfo[], order:
     });
   }
   return kept.map((old) => table[old]!);
+}
+
+/** Regular-file inodes in no particular order (each link once). */
+function regularFilesUnordered(root: TreeInode): TreeInode[] {
+  const out: TreeInode[] = [];
+  const stack: TreeInode[] = [root];
+  while (stack.length > 0) {
+    for (const e of stack.pop()!.children ?? []) {
+      if (e.inode.kind === "reg") out.push(e.inode);
+      else if (e.inode.kind === "dir") stack.push(e.inode);
+    }
+  }
+  return out;
 }
