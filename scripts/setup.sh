@@ -38,3 +38,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund >/dev/null
 fi
+
+# Compile src/ to dist/ (bin/nydus-ts.js runs dist/ when it is newer than every source file).
+if [ ! -f dist/.built ] || [ -n "$(find src -name '*.ts' ! -name '*.test.ts' -newer dist/.built -print -quit)" ]; then
+  echo "setup: npm run build" >&2
+  npm run --silent build >/dev/null
+fi

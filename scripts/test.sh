@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+echo "typecheck: tsc -p tsconfig.json" >&2
+npx --no-install tsc -p tsconfig.json
 if [ $# -gt 0 ]; then
   files=("$@")
 else
