@@ -107,18 +107,29 @@ test("default blob: chunks | ci table | header, features 0x4000_0001, id = SHA-2
   assert.equal(info.compressedSize, ours.length);
 });
 
-test("chunks are written through to the file as they are added", async (t) => {
+test("small chunks are staged and written in order; large ones go straight to the file", async (t) => {
   const dir = tmpDir(t);
   const p = path.join(dir, "tmp");
-  const w = new BlobWriter({ path: p, compressor: "none", digester: "sha256", chunkSize: 4096, blobIndex: 0 });
+  const w = new BlobWriter({ path: p, compressor: "none", digester: "sha256", chunkSize: 1 << 20, blobIndex: 0 });
+  const parts: Uint8Array[] = [];
   let expect = 0;
   for (let i = 1; i <= 5; i++) {
-    const ci = w.addChunk(new Uint8Array(i * 700).fill(i));
+    const data = new Uint8Array(i * 700).fill(i);
+    const ci = w.addChunk(data);
+    data.fill(0xee); // the writer must have copied the bytes: callers reuse their buffer
+    parts.push(new Uint8Array(i * 700).fill(i));
     assert.equal(ci.compressedOffset, expect);
     expect += i * 700;
-    assert.equal(fs.statSync(p).size, expect, "bytes on disk right after addChunk");
     assert.equal(w.size, expect);
   }
+  assert.equal(fs.statSync(p).size, 0, "small chunks are staged");
+  const big = new Uint8Array(1 << 20).fill(9);
+  const ci = w.addChunk(big);
+  parts.push(big);
+  assert.equal(ci.compressedOffset, expect);
+  expect += big.length;
+  assert.equal(fs.statSync(p).size, expect, "a full-size chunk flushes the staged bytes and is written through");
+  assert.deepEqual(new Uint8Array(fs.readFileSync(p)), new Uint8Array(Buffer.concat(parts)));
   await w.abort();
   assert.equal(fs.existsSync(p), false);
 });

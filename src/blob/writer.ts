@@ -1,7 +1,8 @@
 /**
  * Streaming writer of a RAFS v6 data blob (spec §4.1–§4.8).
  *
- * Chunks go straight to the output file as they are added; the writer keeps only
+ * Chunks go to the output file as they are added (small ones through a 1 MiB staging
+ * buffer, flushed when full and by `finish`); the writer keeps only
  * O(chunk_count) metadata (16 bytes of ci entry, plus 32 bytes of digest with blob-toc,
  * per chunk) and a running SHA-256 for the blob id. `finish()` appends the blob meta
  * (ci table + header) and, with `blobToc`, the tar headers, chunk-digest array and ToC,
@@ -64,6 +65,12 @@ export interface BlobWriterOptions {
 
 /** Largest ci_index upstream allows: the builder errors at index >= 0xFF_FFFF (spec §2.9). */
 const MAX_CHUNKS = 0xff_ffff;
+/**
+ * Writes smaller than this are staged and written (and fed to the blob-id hash) together.
+ * On a 45,000-file tar (4 KiB average chunk) this turns 45,000 `writeSync` and hash updates
+ * into ~180 of each; the file bytes are the same.
+ */
+const STAGING_SIZE = 1 << 20;
 const ZERO_DIGEST = new Uint8Array(32);
 
 /** Append-only byte buffer with amortised doubling. */
@@ -115,6 +122,9 @@ export class BlobWriter {
   private readonly blobHash = crypto.createHash("sha256");
   private readonly ciTable = new ByteBuf(CI_V1_ENTRY_SIZE * 64);
   private readonly digests: ByteBuf | undefined;
+  /** Hashed bytes not yet written: file bytes [pos - staged, pos). */
+  private staging: Uint8Array | undefined;
+  private staged = 0;
 
   /**
    * Creates (or truncates) `opts.path` and prepares to write.
@@ -158,16 +168,43 @@ export class BlobWriter {
     return this.fd;
   }
 
-  /** Writes all of `data` at the end of the file; `hashed` feeds the blob-id hash. */
-  private write(data: Uint8Array, hashed = true): void {
-    const fd = this.ensureOpen("write");
+  /** Writes `data` at file offset `at`, no hashing. */
+  private writeAt(fd: number, data: Uint8Array, at: number): void {
     try {
       let done = 0;
-      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, this.pos + done);
+      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, at + done);
     } catch (err) {
       this.state = "failed";
       throw err;
     }
+  }
+
+  /** Writes and hashes the staged bytes. */
+  private flush(): void {
+    if (this.staged === 0) return;
+    const fd = this.ensureOpen("write");
+    const data = this.staging!.subarray(0, this.staged);
+    this.writeAt(fd, data, this.pos - this.staged);
+    this.blobHash.update(data);
+    this.staged = 0;
+  }
+
+  /**
+   * Appends all of `data` at the end of the file (small writes are staged, see STAGING_SIZE);
+   * `hashed` feeds the blob-id hash. `data` may be reused by the caller once this returns.
+   */
+  private write(data: Uint8Array, hashed = true): void {
+    const fd = this.ensureOpen("write");
+    if (hashed && data.length < STAGING_SIZE) {
+      if (this.staged + data.length > STAGING_SIZE) this.flush();
+      this.staging ??= new Uint8Array(STAGING_SIZE);
+      this.staging.set(data, this.staged);
+      this.staged += data.length;
+      this.pos += data.length;
+      return;
+    }
+    this.flush();
+    this.writeAt(fd, data, this.pos);
     if (hashed) this.blobHash.update(data);
     this.pos += data.length;
   }
@@ -201,9 +238,14 @@ export class BlobWriter {
       crc32,
     };
     // Encode the ci entry first: it range-checks the offsets before anything is written.
-    const entry = encodeCiEntryV1(info);
+    const entry = this.ciTable.reserve(CI_V1_ENTRY_SIZE);
+    try {
+      encodeCiEntryV1(info, entry);
+    } catch (err) {
+      this.ciTable.length -= CI_V1_ENTRY_SIZE;
+      throw err;
+    }
     this.write(stored);
-    this.ciTable.reserve(CI_V1_ENTRY_SIZE).set(entry);
     this.digests?.reserve(32).set(digest);
     this.uncompressedCursor += alignUp(plain.length, 4096);
     this.count++;
@@ -228,6 +270,7 @@ export class BlobWriter {
     const tocEntries: TocEntry[] = [];
     if (this.blobToc) {
       this.write(encodeTarHeader(TOC_NAME_BLOB_RAW, chunkDataSize));
+      this.flush(); // the hash below must cover the header
       tocEntries.push({
         flags: TOC_FLAG_COMPRESSION_NONE,
         name: TOC_NAME_BLOB_RAW,
@@ -300,6 +343,7 @@ export class BlobWriter {
       tocDigest = new Uint8Array(crypto.createHash("sha256").update(toc).update(tocTar).digest());
     }
 
+    this.flush();
     this.state = "finished";
     this.fd = undefined;
     fs.closeSync(fd);

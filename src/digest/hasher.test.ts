@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { crc32c, hash, sha256Hex } from "./hasher.ts";
+import { crc32c, createOneShotDigester, hash, sha256Hex } from "./hasher.ts";
 import { toHex } from "../internal/bytes.ts";
 
 test("blake3 and sha256 known answers", () => {
@@ -13,4 +13,14 @@ test("crc32c check value and running continuation", () => {
   const data = new TextEncoder().encode("123456789");
   assert.equal(crc32c(data), 0xe3069283);
   assert.equal(crc32c(data.subarray(4), crc32c(data.subarray(0, 4))), 0xe3069283);
+});
+
+test("one-shot digesters reuse their state without carrying input over", () => {
+  for (const algo of ["blake3", "sha256"] as const) {
+    const d = createOneShotDigester(algo);
+    const inputs = ["abc", "", "abc", "x".repeat(5000)].map((s) => new TextEncoder().encode(s));
+    const got = inputs.map((i) => toHex(d.digest(i)));
+    assert.deepEqual(got, inputs.map((i) => toHex(hash(algo, i))), algo);
+    assert.equal(got[0], got[2]);
+  }
 });
