@@ -410,3 +410,221 @@ test("an xattr with an empty value survives (an empty PAX value only deletes ord
     fsMod.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+describe("own parser: formats and edge cases", () => {
+  /** Rewrites a header's checksum field with `sum` (6 octal digits, NUL, space). */
+  function setChecksum(h: Buffer, sum: number): Buffer {
+    h.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
+    return h;
+  }
+  function padTo512(data: Buffer): Buffer {
+    return Buffer.concat([data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
+  }
+  async function rejectsWith(bytes: Uint8Array, re: RegExp, chunk = 100): Promise<void> {
+    await assert.rejects(collect(chunked(bytes, chunk)), (err: unknown) => {
+      assert.ok(err instanceof InvalidInputError, String(err));
+      assert.match(err.message, re);
+      return true;
+    });
+  }
+
+  test("a checksum summed over signed bytes is accepted (as GNU tar does)", async () => {
+    const h = tarHeader({ name: Uint8Array.of(0x61, 0xff, 0xe9) }, 2);
+    let signed = 256;
+    for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) signed += (h[i] << 24) >> 24;
+    setChecksum(h, signed);
+    const [e] = await collect(chunked(Buffer.concat([h, padTo512(Buffer.from("ok")), Buffer.alloc(1024)])));
+    assert.deepEqual(Buffer.from(e.pathBytes), Buffer.from([0x61, 0xff, 0xe9]));
+    assert.equal(e.data.toString(), "ok");
+    setChecksum(h, signed + 1);
+    await rejectsWith(Buffer.concat([h, Buffer.alloc(1536)]), /Cannot read tar stream: invalid header checksum at byte 0/);
+  });
+
+  test("GNU base-256 size, uid and negative mtime", async () => {
+    const data = Buffer.alloc(1000, 3);
+    const h = tarHeader({ name: "b256" }, 0);
+    h.fill(0, 124, 136);
+    h[124] = 0x80;
+    h.writeUInt16BE(1000, 134);
+    h.fill(0, 108, 116);
+    h[108] = 0x80;
+    h.writeUInt32BE(3_000_000_000, 112);
+    h.fill(0xff, 136, 148);
+    h[147] = 0xf6; // -10
+    let sum = 256;
+    for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += h[i];
+    setChecksum(h, sum);
+    const list = await collect(chunked(Buffer.concat([h, padTo512(data), Buffer.from(buildTar([{ name: "next", data: "n" }]))]), 300));
+    assert.deepEqual(
+      list.map((e) => [e.path, e.size, e.data.length]),
+      [
+        ["b256", 1000, 1000],
+        ["next", 1, 1],
+      ],
+    );
+    assert.equal(list[0].uid, 3_000_000_000);
+    assert.equal(list[0].mtime, -10);
+    assert.ok(list[0].data.every((b) => b === 3));
+  });
+
+  test("end of input: with no end blocks, one end block, or an empty archive", async () => {
+    const full = buildTar([{ name: "a", data: "x".repeat(600) }, { name: "b" }]);
+    for (const cut of [1024, 512, 0]) {
+      const list = await collect(chunked(full.subarray(0, full.length - cut), 256));
+      assert.deepEqual(
+        list.map((e) => e.path),
+        ["a", "b"],
+        `cut ${cut}`,
+      );
+    }
+    assert.deepEqual(await collect(chunked(new Uint8Array(0))), []);
+    assert.deepEqual(await collect(chunked(new Uint8Array(1024))), []);
+  });
+
+  test("a lone zero block is skipped; bytes after the end blocks are read and ignored", async () => {
+    const one = buildTar([{ name: "one", data: "1" }]);
+    const two = buildTar([{ name: "two", data: "2" }]);
+    const withLone = Buffer.concat([one.subarray(0, one.length - 1024), Buffer.alloc(512), two]);
+    assert.deepEqual(
+      (await collect(chunked(withLone))).map((e) => e.data.toString()),
+      ["1", "2"],
+    );
+    let sourceFinished = false;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      yield one;
+      yield Buffer.from("garbage after the end of the archive");
+      sourceFinished = true;
+    }
+    assert.deepEqual(
+      (await collect(source())).map((e) => e.path),
+      ["one"],
+    );
+    assert.ok(sourceFinished, "the source is read to its end");
+  });
+
+  test("truncation inside a header, a body, padding or a PAX header names the byte offset", async () => {
+    const good = buildTar([{ name: "a", data: "x".repeat(700) }, { name: "b", data: "y" }]);
+    await rejectsWith(good.subarray(0, 300), /Cannot read tar stream: unexpected end of archive at byte 300 inside the header at byte 0/);
+    await rejectsWith(good.subarray(0, 512 + 600), /Cannot read tar stream: unexpected end of archive at byte 1112 in the body of entry "a" at byte 0/);
+    await rejectsWith(good.subarray(0, 512 + 800), /in the body of entry "a" at byte 0/); // inside the padding
+    await rejectsWith(good.subarray(0, 1536 + 100), /inside the header at byte 1536/);
+    const pax = buildTar([{ name: "p", pax: [["path", "long/".repeat(200)]] }]);
+    await rejectsWith(pax.subarray(0, 700), /inside the PAX header at byte 0/);
+  });
+
+  test("oversized PAX headers and GNU long names are rejected before being read", async () => {
+    for (const type of ["x", "g", "L", "K"]) {
+      let pulled = 0;
+      const header = tarHeader({ name: "././@LongLink", type }, 2 * 1024 * 1024);
+      async function* source(): AsyncGenerator<Uint8Array> {
+        pulled++;
+        yield header;
+        for (;;) {
+          pulled++;
+          yield new Uint8Array(65536);
+        }
+      }
+      await assert.rejects(collect(source()), (err: unknown) => {
+        assert.ok(err instanceof InvalidInputError, String(err));
+        assert.match(err.message, /^Cannot read tar entry at byte 0: .* of 2097152 bytes is larger than the 1048576-byte limit/);
+        return true;
+      });
+      assert.equal(pulled, 1, type);
+    }
+  });
+
+  test("GNU long name and long link (L/K), old v7 trailing-slash directories, NUL typeflag", async () => {
+    const longName = Buffer.from("n/".repeat(100) + "file");
+    const longLink = Buffer.from("l/".repeat(100) + "target");
+    const v7dir = tarHeader({ name: "olddir/", type: "\0" }, 0);
+    v7dir.fill(0, 257, 265); // no magic: v7
+    v7dir.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of v7dir) sum += b;
+    setChecksum(v7dir, sum);
+    const tar = Buffer.concat([
+      tarHeader({ name: "././@LongLink", type: "L" }, longName.length + 1),
+      padTo512(Buffer.concat([longName, Buffer.alloc(1)])),
+      tarHeader({ name: "././@LongLink", type: "K" }, longLink.length),
+      padTo512(longLink),
+      tarHeader({ name: longName.subarray(0, 100), type: "2", linkname: longLink.subarray(0, 100) }, 0),
+      v7dir,
+      Buffer.from(buildTar([{ name: "plain", type: "\0", data: "p" }])),
+    ]);
+    const list = await collect(chunked(tar, 512));
+    assert.deepEqual(
+      list.map((e) => [e.path, e.kind, e.linkname]),
+      [
+        [longName.toString(), "symlink", longLink.toString()],
+        ["olddir/", "dir", ""],
+        ["plain", "reg", ""],
+      ],
+    );
+    assert.equal(list[2].data.toString(), "p");
+  });
+
+  test("unknown typeflags and invalid numeric fields name the entry and its offset", async () => {
+    const tar = buildTar([{ name: "ok", data: "1" }, { name: "vol", type: "M" }]);
+    await rejectsWith(tar, /^Cannot read tar entry "vol" at byte 1024: unsupported entry type "M"/);
+    const h = tarHeader({ name: "badmode" }, 0);
+    h.write("9999999\0", 100, 8, "latin1");
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    setChecksum(h, sum);
+    await rejectsWith(Buffer.concat([h, Buffer.alloc(1024)]), /^Cannot read tar entry "badmode" at byte 0: invalid mode field/);
+  });
+
+  test("no read-ahead: bodies are views into the input pieces, pulled only on demand", async () => {
+    const pieces = [
+      tarHeader({ name: "a" }, 1000),
+      Buffer.alloc(600, 1),
+      Buffer.concat([Buffer.alloc(400, 2), Buffer.alloc(24)]),
+      tarHeader({ name: "b" }, 0),
+      Buffer.alloc(1024),
+    ];
+    let pulled = 0;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      for (const p of pieces) {
+        pulled++;
+        yield p;
+      }
+    }
+    const it = readTar(source());
+    const a = (await it.next()).value as TarEntry;
+    assert.equal(a.path, "a");
+    assert.equal(pulled, 1, "only the header piece was pulled");
+    const got: Uint8Array[] = [];
+    for await (const c of a.body) {
+      got.push(c);
+      assert.equal(pulled, got.length + 1);
+    }
+    assert.equal(got.length, 2);
+    assert.equal(got[0].buffer, pieces[1].buffer, "zero-copy: a view into the input piece");
+    assert.equal(got[1].buffer, pieces[2].buffer);
+    assert.deepEqual([got[0].length, got[1].length], [600, 400]);
+    const b = (await it.next()).value as TarEntry;
+    assert.equal(b.path, "b");
+    assert.equal(pulled, 4);
+    assert.equal((await it.next()).done, true);
+  });
+
+  test("a body cannot be read twice, nor after the reader moved on", async () => {
+    const it = readTar(chunked(buildTar([{ name: "a", data: "abc" }, { name: "b", data: "d" }]), 512));
+    const a = (await it.next()).value as TarEntry;
+    for await (const c of a.body) assert.equal(Buffer.from(c).toString(), "abc");
+    await assert.rejects(async () => {
+      for await (const _ of a.body) assert.fail("read twice");
+    }, TypeError);
+    const b = (await it.next()).value as TarEntry;
+    assert.equal(b.path, "b");
+    const late: Uint8Array[] = [];
+    await assert.rejects(async () => {
+      for await (const c of b.body) late.push(c);
+      await it.next(); // moves on; b's body is then finished
+      for await (const c of b.body) late.push(c);
+    }, TypeError);
+    assert.equal(late.length, 1);
+    await it.return();
+  });
+});

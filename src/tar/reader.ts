@@ -1,21 +1,21 @@
 /**
- * Streaming tar reader: typed entries over `tar-stream` (ustar, GNU long names/links,
- * PAX, old v7 headers).
+ * Streaming tar reader: typed entries from ustar, GNU (long names/links, base-256 numbers),
+ * PAX (local and global headers) and old v7 archives.
  *
- * `tar-stream` decodes PAX values as UTF-8 strings, which corrupts binary xattr values
- * (`SCHILY.xattr.security.capability`) and non-UTF-8 `path`/`linkpath` records. We
- * therefore read every PAX header's raw bytes ourselves (one hook on the extractor, see
- * {@link hookPaxHeaders}) and take path, linkpath, uid, gid, mtime and xattrs from them;
- * header names are decoded as latin1 so their bytes survive unchanged.
+ * The parser is our own: it pulls input pieces only as fast as entries and bodies are read
+ * (see `input.ts`), hands body bytes out as views into those pieces, and discards what a
+ * consumer leaves unread. PAX values are kept as raw bytes, so binary xattr values
+ * (`SCHILY.xattr.security.capability`) and non-UTF-8 `path`/`linkpath` records survive;
+ * header names are taken as bytes too.
  *
  * Not supported (rejected with {@link InvalidInputError}): GNU sparse files (typeflag `S`
  * and PAX `GNU.sparse.*`), GNU multi-volume/dump-dir entries and any other unknown
  * typeflag. Sockets cannot be stored in tar.
  */
 import { Buffer } from "node:buffer";
-import * as tarStream from "tar-stream";
-import { InvalidInputError, NydusError } from "../internal/errors.ts";
-
+import { InvalidInputError } from "../internal/errors.ts";
+import { BLOCK_SIZE, copyBytes, headerChecksum, headerLinkname, headerName, parseNumeric } from "./header.ts";
+import { PieceInput } from "./input.ts";
 /** Entry types: the file kinds tar can hold, plus `hardlink` (a link to an earlier entry). */
 export type TarEntryKind = "reg" | "dir" | "symlink" | "chr" | "blk" | "fifo" | "hardlink";
 
@@ -65,31 +65,6 @@ export interface ReadTarOptions {
 const utf8 = new TextDecoder();
 const EMPTY = new Uint8Array(0);
 
-/** The header object tar-stream gives each entry stream. */
-interface StreamHeader {
-  name: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: Date;
-  type: string | null;
-  linkname: string | null;
-  devmajor: number;
-  devminor: number;
-}
-
-/** tar-stream's entry stream (a streamx Readable). */
-interface EntryStream extends AsyncIterable<Uint8Array> {
-  header: StreamHeader;
-}
-
-/** The private parts of tar-stream's Extract that {@link hookPaxHeaders} wraps (tar-stream 3.x). */
-interface ExtractInternals {
-  _header: { type: string | null } | null;
-  _decodeLongHeader(buf: Uint8Array): void;
-}
-
 /** PAX records of one header: keyword → raw value bytes. */
 type PaxRecords = Map<string, Uint8Array>;
 
@@ -126,45 +101,16 @@ export function parsePaxRecords(data: Uint8Array): PaxRecords {
   return out;
 }
 
-/**
- * Wraps the extractor's long-header decoder to see the raw bytes of every PAX header
- * (local `x` and global `g`). tar-stream has no public hook for this; the method exists in
- * tar-stream 3.x and its absence is reported instead of silently losing xattrs.
- */
-function hookPaxHeaders(extract: object, state: { global: PaxRecords; pending: PaxRecords | null }): void {
-  const ex = extract as unknown as ExtractInternals;
-  const original = ex._decodeLongHeader;
-  if (typeof original !== "function") {
-    throw new Error('Cannot read tar PAX headers: tar-stream has no "_decodeLongHeader" (unsupported tar-stream version)');
-  }
-  ex._decodeLongHeader = function (this: ExtractInternals, buf: Uint8Array): void {
-    const type = this._header?.type;
-    if (type === "pax-header") {
-      const local = parsePaxRecords(buf);
-      state.pending = state.pending ? new Map([...state.pending, ...local]) : local;
-    } else if (type === "pax-global-header") {
-      for (const [k, v] of parsePaxRecords(buf)) {
-        if (v.length === 0) state.global.delete(k);
-        else state.global.set(k, v);
-      }
-    }
-    original.call(this, buf);
-  };
-}
-
-function latin1(s: string | null | undefined): Uint8Array {
-  return s ? new Uint8Array(Buffer.from(s, "latin1")) : EMPTY.slice();
-}
-
 function paxText(v: Uint8Array): string {
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("latin1");
 }
 
+/** A PAX decimal integer record; `entry` names the entry in errors. */
 function paxInt(key: string, v: Uint8Array, entry: string): number {
   const text = paxText(v);
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
-    throw new InvalidInputError(`Cannot read tar entry "${entry}": PAX ${key} "${text}" is not a non-negative integer`);
+    throw new InvalidInputError(`Cannot read tar entry ${entry}: PAX ${key} "${text}" is not a non-negative integer`);
   }
   return n;
 }
@@ -174,7 +120,7 @@ function paxTime(v: Uint8Array, entry: string): [number, number] {
   const text = paxText(v);
   const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(text);
   if (!m || !Number.isSafeInteger(Number(m[2]))) {
-    throw new InvalidInputError(`Cannot read tar entry "${entry}": PAX mtime "${text}" is not a decimal time`);
+    throw new InvalidInputError(`Cannot read tar entry ${entry}: PAX mtime "${text}" is not a decimal time`);
   }
   let sec = Number(m[2]);
   let nsec = Number(((m[3] ?? "") + "000000000").slice(0, 9));
@@ -202,111 +148,148 @@ function xattrsFrom(pax: PaxRecords): Map<string, Uint8Array> {
   return xattrs;
 }
 
-const KIND_OF_TYPE: Record<string, TarEntryKind> = {
-  file: "reg",
-  "contiguous-file": "reg",
-  link: "hardlink",
-  symlink: "symlink",
-  "character-device": "chr",
-  "block-device": "blk",
-  directory: "dir",
-  fifo: "fifo",
-};
+/** A PAX header or GNU long name/link larger than this is rejected (real ones are a few KiB). */
+const MAX_META_SIZE = 1 << 20;
 
-/** Single-use body over the entry stream's iterator; drains what the caller left. */
-class EntryBody implements AsyncIterable<Uint8Array> {
-  readonly #it: AsyncIterator<Uint8Array>;
-  readonly #wrap: (error: unknown) => unknown;
-  #started = false;
-  #done = false;
-  constructor(stream: AsyncIterable<Uint8Array>, wrap: (error: unknown) => unknown) {
-    this.#it = stream[Symbol.asyncIterator]();
-    this.#wrap = wrap;
-  }
-  async #next(): Promise<IteratorResult<Uint8Array>> {
-    try {
-      return await this.#it.next();
-    } catch (error) {
-      throw this.#wrap(error);
-    }
-  }
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    if (this.#started) throw new TypeError("Cannot read tar entry body: it was already read");
-    this.#started = true;
-    // Pull manually: breaking out of a for-await over the tar-stream entry would destroy
-    // the whole extractor; the remainder is drained by the reader instead.
-    while (!this.#done) {
-      const r = await this.#next();
-      if (r.done) {
-        this.#done = true;
-        return;
-      }
-      yield r.value;
-    }
-  }
-  async drain(): Promise<void> {
-    this.#started = true;
-    while (!this.#done) {
-      const r = await this.#next();
-      if (r.done) this.#done = true;
-    }
+const EMPTY_PAX: PaxRecords = new Map();
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+/** Typeflag byte → entry kind (NUL is an old-style regular file, `7` contiguous is read as regular). */
+function kindOf(typeflag: number): TarEntryKind | undefined {
+  switch (typeflag) {
+    case 0:
+    case 0x30:
+    case 0x37:
+      return "reg";
+    case 0x31:
+      return "hardlink";
+    case 0x32:
+      return "symlink";
+    case 0x33:
+      return "chr";
+    case 0x34:
+      return "blk";
+    case 0x35:
+      return "dir";
+    case 0x36:
+      return "fifo";
+    default:
+      return undefined;
   }
 }
 
-function toEntry(header: StreamHeader, pax: PaxRecords, body: EntryBody): TarEntry {
-  const pathBytes = pax.get("path") ?? latin1(header.name);
-  const path = utf8.decode(pathBytes);
-  for (const k of pax.keys()) {
-    if (k.startsWith("GNU.sparse.")) {
-      throw new InvalidInputError(`Cannot read tar entry "${path}": GNU sparse files are not supported`);
+/** Bytes of padding after `size` bytes of data, up to the next block boundary. */
+function padding(size: number): number {
+  const rem = size % BLOCK_SIZE;
+  return rem === 0 ? 0 : BLOCK_SIZE - rem;
+}
+
+/** The global PAX records overlaid with an entry's own; an empty value deletes an ordinary keyword. */
+function mergePax(global: PaxRecords, local: PaxRecords | null): PaxRecords {
+  const merged = new Map(global);
+  if (local) {
+    for (const [k, v] of local) {
+      // An empty value deletes a keyword (POSIX pax), except an xattr, where it is the value.
+      if (v.length === 0 && !isXattrKey(k)) merged.delete(k);
+      else merged.set(k, v);
     }
   }
-  const kind = header.type === null ? undefined : KIND_OF_TYPE[header.type];
-  if (kind === undefined) {
-    throw new InvalidInputError(
-      `Cannot read tar entry "${path}": unsupported entry type ${JSON.stringify(header.type)} ` +
-        "(GNU sparse, multi-volume and dump-dir entries are not supported)",
-    );
-  }
-  const size = header.size;
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new InvalidInputError(`Cannot read tar entry "${path}": invalid size ${size}`);
-  }
-  let mtime = Math.floor(header.mtime.getTime() / 1000);
-  let mtimeNsec = 0;
-  const paxMtime = pax.get("mtime");
-  if (paxMtime) [mtime, mtimeNsec] = paxTime(paxMtime, path);
-  const paxUid = pax.get("uid");
-  const paxGid = pax.get("gid");
-  const linknameBytes = pax.get("linkpath") ?? latin1(header.linkname);
-  return {
-    path,
-    pathBytes,
-    kind,
-    mode: header.mode & 0o7777,
-    uid: paxUid ? paxInt("uid", paxUid, path) : header.uid,
-    gid: paxGid ? paxInt("gid", paxGid, path) : header.gid,
-    mtime,
-    mtimeNsec,
-    size,
-    linkname: utf8.decode(linknameBytes),
-    linknameBytes,
-    devmajor: header.devmajor,
-    devminor: header.devminor,
-    xattrs: xattrsFrom(pax),
-    body,
-  };
+  return merged;
+}
+
+/** `"path" at byte N`, naming an entry in error messages. */
+function where(path: string, at: number): string {
+  return `${JSON.stringify(path)} at byte ${at}`;
+}
+
+function entryError(path: string, at: number, detail: string): never {
+  throw new InvalidInputError(`Cannot read tar entry ${where(path, at)}: ${detail}`);
+}
+
+/** A numeric header field of the entry `path` at `at`; throws when it is not a number. */
+function headerField(block: Uint8Array, field: string, off: number, len: number, path: string, at: number): number {
+  const v = parseNumeric(block, off, len);
+  return Number.isNaN(v) ? entryError(path, at, `invalid ${field} field`) : v;
+}
+
+function truncated(input: PieceInput, what: string): InvalidInputError {
+  return new InvalidInputError(`Cannot read tar stream: unexpected end of archive at byte ${input.offset} ${what}`);
 }
 
 /**
- * Reads a tar stream entry by entry. Nothing is buffered beyond one input chunk and the
- * entry body's small stream buffer: the input is pulled only as fast as bodies are read.
+ * The body of one entry, read once: views into the input pieces, pulled on demand. When the
+ * reader moves on to the next entry it detaches the body and discards what is left.
+ */
+class EntryBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Array> {
+  readonly #input: PieceInput;
+  readonly #path: string;
+  readonly #at: number;
+  readonly #signal: AbortSignal | undefined;
+  /** Data bytes not yet handed out. */
+  remaining: number;
+  #started = false;
+  #stopped = false;
+
+  constructor(input: PieceInput, size: number, path: string, at: number, signal: AbortSignal | undefined) {
+    this.#input = input;
+    this.remaining = size;
+    this.#path = path;
+    this.#at = at;
+    this.#signal = signal;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.#started) {
+      return { next: () => Promise.reject(new TypeError("Cannot read tar entry body: it was already read")) };
+    }
+    this.#started = true;
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#stopped || this.remaining === 0) return DONE;
+    this.#signal?.throwIfAborted();
+    let piece = this.#input.take(this.remaining);
+    if (piece === null) {
+      if (!(await this.#input.pull())) throw truncated(this.#input, `in the body of entry ${this.where}`);
+      piece = this.#input.take(this.remaining)!;
+    }
+    this.remaining -= piece.length;
+    return { value: piece, done: false };
+  }
+
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    this.#stopped = true;
+    return DONE;
+  }
+
+  /** The entry, for error messages. */
+  get where(): string {
+    return where(this.#path, this.#at);
+  }
+
+  /** Ends the body for its consumer (the reader discards the rest); returns the unread byte count. */
+  detach(): number {
+    this.#started = true;
+    this.#stopped = true;
+    return this.remaining;
+  }
+}
+
+/**
+ * Reads a tar stream entry by entry. Nothing is buffered beyond the current input piece (and
+ * one header block or PAX header when it spans two pieces): the input is pulled only as fast
+ * as headers and bodies are read, and body pieces are views into the input pieces.
+ *
+ * The archive ends at two zero blocks (a lone zero block is skipped) or at the end of the
+ * input right after an entry; whatever follows the end blocks is read and discarded.
  *
  * @param source uncompressed tar bytes (a Node `Readable`, a Web `ReadableStream`, any async iterable)
  * @param options see {@link ReadTarOptions}
- * @returns entries in archive order; each `body` must be read (or left to be drained) before the next `next()`
- * @throws {InvalidInputError} on a corrupt or truncated archive, a malformed PAX header or an unsupported entry type;
- *   errors thrown by `source` itself are passed through unchanged
+ * @returns entries in archive order; each `body` must be read (or left to be skipped) before the next `next()`
+ * @throws {InvalidInputError} on a bad header checksum, a truncated archive, a malformed or oversized PAX
+ *   header or long name, a GNU sparse file or an unsupported entry type; errors thrown by `source`
+ *   itself are passed through unchanged
  * @example
  * import fs from "node:fs";
  * for await (const e of readTar(fs.createReadStream("layer.tar"))) {
@@ -319,92 +302,161 @@ export async function* readTar(
 ): AsyncGenerator<TarEntry, void, undefined> {
   const { signal } = options;
   signal?.throwIfAborted();
-  // latin1 maps every header byte to one code unit, so names survive as bytes.
-  const extractOptions = { filenameEncoding: "latin1", allowUnknownFormat: true };
-  const extract = tarStream.extract(extractOptions as Parameters<typeof tarStream.extract>[0]);
-  const state: { global: PaxRecords; pending: PaxRecords | null } = { global: new Map(), pending: null };
-  hookPaxHeaders(extract, state);
-  const paxOf = new WeakMap<object, PaxRecords>();
-  // Runs synchronously right after the header (and its PAX headers) is decoded, before the
-  // async iterator's own listener: pair the entry stream with the PAX records seen for it.
-  extract.on("entry", (_header: unknown, stream: object) => {
-    const merged = new Map(state.global);
-    for (const [k, v] of state.pending ?? []) {
-      // An empty value deletes a keyword (POSIX pax), except an xattr, where it is the value.
-      if (v.length === 0 && !isXattrKey(k)) merged.delete(k);
-      else merged.set(k, v);
-    }
-    state.pending = null;
-    paxOf.set(stream, merged);
-  });
-
-  let stopped = false;
-  let sourceError: { error: unknown } | undefined;
-  const onAbort = () => extract.destroy(signal?.reason as Error);
-  signal?.addEventListener("abort", onAbort, { once: true });
-
-  const feeding = (async () => {
-    try {
-      for await (const chunk of source) {
-        if (stopped) break;
-        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        if (!extract.write(buf)) {
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              extract.off("drain", done);
-              extract.off("close", done);
-              resolve();
-            };
-            extract.on("drain", done);
-            extract.on("close", done);
-          });
-        }
-        if (stopped || extract.destroyed) break;
-      }
-      if (!stopped && !extract.destroyed) (extract as unknown as { end(): void }).end();
-    } catch (error) {
-      sourceError = { error };
-      extract.destroy(error as Error);
-    }
-  })();
-
-  const wrap = (error: unknown): unknown => {
-    if (signal?.aborted) return signal.reason;
-    if (sourceError && error === sourceError.error) return error;
-    if (error instanceof NydusError) return error;
-    return new InvalidInputError(`Cannot read tar stream: ${(error as Error)?.message ?? String(error)}`, {
-      cause: error,
+  let onAbort: (() => void) | undefined;
+  let abort: Promise<never> | undefined;
+  if (signal) {
+    abort = new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
     });
-  };
-  const entries = (extract as unknown as AsyncIterable<EntryStream>)[Symbol.asyncIterator]();
+    // Only observed through the race in PieceInput.pull; outside a pull, throwIfAborted reports it.
+    abort.catch(() => undefined);
+  }
+  const input = new PieceInput(source, abort);
+  const global: PaxRecords = new Map();
+  let pending: PaxRecords | null = null;
+  let longName: Uint8Array | null = null;
+  let longLink: Uint8Array | null = null;
   let body: EntryBody | undefined;
+  let bodyPadding = 0;
   let finished = false;
   try {
     for (;;) {
-      let r: IteratorResult<EntryStream>;
-      if (body) await body.drain();
-      try {
-        r = await entries.next();
-      } catch (error) {
-        throw wrap(error);
+      if (body) {
+        const skip = body.detach() + bodyPadding;
+        if ((await input.skip(skip)) < skip) throw truncated(input, `in the body of entry ${body.where}`);
+        body = undefined;
       }
-      if (r.done) break;
-      const stream = r.value;
-      body = new EntryBody(stream, wrap);
-      yield toEntry(stream.header, paxOf.get(stream) ?? new Map(), body);
+      signal?.throwIfAborted();
+      let at = input.offset;
+      let block = await input.read(BLOCK_SIZE);
+      if (block.length === 0) break; // end of input right after an entry
+      if (block.length < BLOCK_SIZE) throw truncated(input, `inside the header at byte ${at}`);
+      let sum = headerChecksum(block);
+      if (sum.unsigned === 8 * 0x20) {
+        // A zero block: with a second one (or the end of input) it ends the archive; a lone one is skipped.
+        at = input.offset;
+        block = await input.read(BLOCK_SIZE);
+        if (block.length < BLOCK_SIZE && block.every((b) => b === 0)) break;
+        if (block.length < BLOCK_SIZE) throw truncated(input, `inside the header at byte ${at}`);
+        sum = headerChecksum(block);
+        if (sum.unsigned === 8 * 0x20) break;
+      }
+      if (sum.stored !== sum.unsigned && sum.stored !== sum.signed) {
+        throw new InvalidInputError(
+          `Cannot read tar stream: invalid header checksum at byte ${at} (stored ${sum.stored}, computed ${sum.unsigned}); ` +
+            "the archive is corrupt, or not an uncompressed tar",
+        );
+      }
+      const typeflag = block[156];
+      const headerSize = parseNumeric(block, 124, 12);
+
+      // Meta headers: PAX (x local, g global) and GNU long name (L, old N) / long link (K).
+      if (typeflag === 0x78 || typeflag === 0x67 || typeflag === 0x4c || typeflag === 0x4e || typeflag === 0x4b) {
+        const what = typeflag === 0x78 || typeflag === 0x67 ? "PAX header" : "GNU long name";
+        if (!(headerSize >= 0)) throw new InvalidInputError(`Cannot read tar entry at byte ${at}: ${what} has an invalid size field`);
+        if (headerSize > MAX_META_SIZE) {
+          throw new InvalidInputError(
+            `Cannot read tar entry at byte ${at}: ${what} of ${headerSize} bytes is larger than the ${MAX_META_SIZE}-byte limit`,
+          );
+        }
+        const data = await input.read(headerSize);
+        if (data.length < headerSize) throw truncated(input, `inside the ${what} at byte ${at}`);
+        const pad = padding(headerSize);
+        if ((await input.skip(pad)) < pad) throw truncated(input, `inside the ${what} at byte ${at}`);
+        if (typeflag === 0x78 || typeflag === 0x67) {
+          let records: PaxRecords;
+          try {
+            records = parsePaxRecords(data);
+          } catch (error) {
+            throw new InvalidInputError(`Cannot read tar entry at byte ${at}: ${(error as Error).message}`, { cause: error });
+          }
+          if (typeflag === 0x67) {
+            for (const [k, v] of records) {
+              if (v.length === 0) global.delete(k);
+              else global.set(k, v);
+            }
+          } else {
+            pending = pending ? new Map([...pending, ...records]) : records;
+          }
+        } else {
+          const nul = data.indexOf(0);
+          const name = copyBytes(data, 0, nul < 0 ? data.length : nul);
+          if (typeflag === 0x4b) longLink = name;
+          else longName = name;
+        }
+        continue;
+      }
+
+      // A real entry: header fields overridden by GNU long names and PAX records.
+      const pax = pending === null && global.size === 0 ? EMPTY_PAX : mergePax(global, pending);
+      pending = null;
+      const name = headerName(block);
+      const pathBytes = pax.get("path") ?? longName ?? name;
+      const linkBytes = pax.get("linkpath") ?? longLink ?? headerLinkname(block) ?? EMPTY;
+      longName = null;
+      longLink = null;
+      const path = utf8.decode(pathBytes);
+      if (pax !== EMPTY_PAX) {
+        for (const k of pax.keys()) if (k.startsWith("GNU.sparse.")) entryError(path, at, "GNU sparse files are not supported");
+      }
+      if (typeflag === 0x53) entryError(path, at, "GNU sparse files are not supported");
+      let kind = kindOf(typeflag);
+      if (kind === undefined) {
+        return entryError(
+          path,
+          at,
+          `unsupported entry type ${JSON.stringify(String.fromCharCode(typeflag))} ` +
+            "(GNU sparse, multi-volume and dump-dir entries are not supported)",
+        );
+      }
+      // v7 tars (no ustar magic) mark directories by a trailing slash on a NUL-typeflag header.
+      if (typeflag === 0 && block[257] === 0 && name.length > 0 && name[name.length - 1] === 0x2f) kind = "dir";
+      const paxSize = pax.get("size");
+      const size = paxSize ? paxInt("size", paxSize, where(path, at)) : headerSize;
+      if (!Number.isSafeInteger(size) || size < 0) entryError(path, at, `invalid size ${size}`);
+      let mtime: number;
+      let mtimeNsec = 0;
+      const paxMtime = pax.get("mtime");
+      if (paxMtime) [mtime, mtimeNsec] = paxTime(paxMtime, where(path, at));
+      else mtime = headerField(block, "mtime", 136, 12, path, at);
+      const paxUid = pax.get("uid");
+      const paxGid = pax.get("gid");
+      const isDevice = kind === "chr" || kind === "blk";
+      const mode = headerField(block, "mode", 100, 8, path, at);
+      const uid = paxUid ? paxInt("uid", paxUid, where(path, at)) : headerField(block, "uid", 108, 8, path, at);
+      const gid = paxGid ? paxInt("gid", paxGid, where(path, at)) : headerField(block, "gid", 116, 8, path, at);
+      // Device numbers matter only for devices; other tars may leave anything there.
+      const devmajor = isDevice ? headerField(block, "devmajor", 329, 8, path, at) : parseNumeric(block, 329, 8) || 0;
+      const devminor = isDevice ? headerField(block, "devminor", 337, 8, path, at) : parseNumeric(block, 337, 8) || 0;
+      // Directories carry no data blocks whatever their size field says (as GNU tar reads them).
+      const dataSize = kind === "dir" ? 0 : size;
+      body = new EntryBody(input, dataSize, path, at, signal);
+      bodyPadding = padding(dataSize);
+      yield {
+        path,
+        pathBytes,
+        kind,
+        mode: mode & 0o7777,
+        uid,
+        gid,
+        mtime,
+        mtimeNsec,
+        size,
+        linkname: linkBytes.length === 0 ? "" : utf8.decode(linkBytes),
+        linknameBytes: linkBytes,
+        devmajor,
+        devminor,
+        xattrs: pax === EMPTY_PAX ? new Map() : xattrsFrom(pax),
+        body,
+      };
       signal?.throwIfAborted();
     }
-    await feeding;
-    if (sourceError) throw sourceError.error;
+    await input.drain();
     finished = true;
   } finally {
-    signal?.removeEventListener("abort", onAbort);
-    if (!finished) {
-      // Consumer stopped early or an error is propagating: stop pulling the source. The
-      // feeder wakes up on "close", breaks out (which calls the source's return()), and
-      // swallows nothing: its errors are recorded in sourceError, already irrelevant here.
-      stopped = true;
-      extract.destroy(undefined);
-    }
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+    // Consumer stopped early or an error is propagating: stop pulling the source.
+    if (!finished) input.close();
   }
 }
