@@ -12,15 +12,15 @@ import {
   DataLayout,
   EROFS_BLOCK_SIZE,
   EROFS_CHUNK_ADDR_SIZE,
+  EROFS_DIRENT_SIZE,
   EROFS_INODE_EXTENDED_SIZE,
   EROFS_INODE_SLOT,
   EROFS_NAME_LEN,
-  direntAreaSize,
   xattrAreaSize,
   xattrIcount,
   type DataLayoutId,
 } from "../erofs/format.ts";
-import { KIND_MODE, S_IFMT, type FileKind, type TreeInode } from "./model.ts";
+import { KIND_MODE, S_IFMT, type FileKind, type TreeEntry, type TreeInode } from "./model.ts";
 
 /** Number of free-slot queues: one per count of free 32-byte slots at the end of a block. */
 export const FREE_SLOT_QUEUES = EROFS_BLOCK_SIZE / EROFS_INODE_SLOT;
@@ -172,6 +172,14 @@ export interface PlannedNode {
   readonly primary: PlannedNode;
   /** Directory children, sorted by name bytes (undefined for non-directories). */
   children: PlannedNode[] | undefined;
+  /**
+   * Directory: how many children sort before "." and before ".." (their positions in the
+   * name-sorted dirents); see {@link direntName}. 0 otherwise.
+   */
+  dotAt: number;
+  dotdotAt: number;
+  /** Directory: number of child directories (i_nlink = 2 + this). */
+  subdirs: number;
   /** 64 + inline xattr area size. */
   readonly isz: number;
   readonly xattrSize: number;
@@ -204,55 +212,162 @@ export function sortedDirentNames(children: readonly { name: Uint8Array }[]): { 
   return [{ name: DOT }, { name: DOTDOT }, ...children].sort((a, b) => compareBytes(a.name, b.name));
 }
 
+/**
+ * Byte order of two names, as `Buffer.compare` but in JS: for names of a few bytes this
+ * avoids a native call per comparison (the sortedness checks compare every sibling pair).
+ */
+export function compareNames(a: Uint8Array, b: Uint8Array): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
+/** Number of entries of the name-sorted `sorted` whose name sorts before `name`. */
+function countBefore(sorted: readonly { name: Uint8Array }[], name: Uint8Array): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareNames(sorted[mid]!.name, name) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The `i`-th dirent of a planned directory in name order (0 ≤ i < children + 2): "." and ".."
+ * merged into the sorted children without building a merged array.
+ * @returns the child node, or "." / ".." as the directory / its parent with the dot name
+ */
+export function direntAt(dir: PlannedNode, i: number): { name: Uint8Array; node: PlannedNode } {
+  if (i === dir.dotAt) return { name: DOT, node: dir };
+  if (i === dir.dotdotAt + 1) return { name: DOTDOT, node: dir.parent };
+  const child = dir.children![i - (i > dir.dotAt ? 1 : 0) - (i > dir.dotdotAt + 1 ? 1 : 0)]!;
+  return { name: child.name, node: child };
+}
+
+/** Dirent area size (§3.9.3) of sorted `children` plus "." and ".." at their sorted positions. */
+function direntSize(children: readonly { name: Uint8Array }[], dotAt: number, dotdotAt: number): number {
+  let d = 0;
+  for (let i = 0; i <= children.length; i++) {
+    // "." then ".." then the i-th child, each only when it is there at this position.
+    for (let k = 0; k < 3; k++) {
+      let nameLen: number;
+      if (k === 0) {
+        if (i !== dotAt) continue;
+        nameLen = 1;
+      } else if (k === 1) {
+        if (i !== dotdotAt) continue;
+        nameLen = 2;
+      } else {
+        if (i === children.length) continue;
+        nameLen = children[i]!.name.length;
+      }
+      const len = EROFS_DIRENT_SIZE + nameLen;
+      if ((d % EROFS_BLOCK_SIZE) + len > EROFS_BLOCK_SIZE) d = alignUp(d, EROFS_BLOCK_SIZE);
+      d += len;
+    }
+  }
+  return d;
+}
+
 function showName(name: Uint8Array): string {
   return JSON.stringify(Buffer.from(name).toString("utf8"));
 }
 
-function checkName(name: Uint8Array, dirPath: string): void {
-  const where = `in directory ${JSON.stringify(dirPath)}`;
-  if (!(name instanceof Uint8Array)) throw new TypeError(`Cannot lay out entry ${where}: name is not a Uint8Array`);
-  if (name.length === 0) throw new RangeError(`Cannot lay out entry ${where}: empty name`);
-  if (name.length > EROFS_NAME_LEN) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where}: name is ${name.length} bytes, longer than ${EROFS_NAME_LEN}`);
-  if (name.includes(0x2f)) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where}: name contains "/"`);
-  if (name.includes(0)) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where}: name contains a NUL byte`);
-  if (compareBytes(name, DOT) === 0 || compareBytes(name, DOTDOT) === 0) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where}: "." and ".." are reserved`);
+/** `dir/name` for messages ("" is the parent of the root). */
+function joinShown(dirPath: string, name: Uint8Array): string {
+  return `${dirPath === "/" ? "" : dirPath}/${Buffer.from(name).toString("utf8")}`;
 }
 
-function checkInode(inode: TreeInode, path: string, chunkSize: number): void {
-  const fail = (what: string): never => {
-    throw new RangeError(`Cannot lay out ${JSON.stringify(path)}: ${what}`);
-  };
-  const modeBits = KIND_MODE[inode.kind as FileKind];
-  if (modeBits === undefined) fail(`unknown kind ${JSON.stringify(inode.kind)}`);
-  if (!Number.isInteger(inode.mode) || inode.mode < 0 || inode.mode > 0xffff) fail(`mode ${inode.mode} is not a 16-bit st_mode`);
-  const type = inode.mode & S_IFMT;
-  if (type !== 0 && type !== modeBits) fail(`mode 0o${inode.mode.toString(8)} has type bits that do not match kind "${inode.kind}"`);
-  for (const [field, v] of [["uid", inode.uid], ["gid", inode.gid]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) fail(`${field} ${v} is not a u32`);
+function where(dirPath: string): string {
+  return `in directory ${JSON.stringify(dirPath)}`;
+}
+
+// Hot checks below use module-level helpers, not closures: under tsx every closure creation
+// also calls esbuild's `__name` helper (~25 ms per 45,000 entries for each closure).
+function checkName(name: Uint8Array, dirPath: string): void {
+  if (!(name instanceof Uint8Array)) throw new TypeError(`Cannot lay out entry ${where(dirPath)}: name is not a Uint8Array`);
+  if (name.length === 0) throw new RangeError(`Cannot lay out entry ${where(dirPath)}: empty name`);
+  if (name.length > EROFS_NAME_LEN) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where(dirPath)}: name is ${name.length} bytes, longer than ${EROFS_NAME_LEN}`);
+  let dots = 0;
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i]!;
+    if (b === 0x2f) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where(dirPath)}: name contains "/"`);
+    if (b === 0) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where(dirPath)}: name contains a NUL byte`);
+    if (b === 0x2e) dots++;
   }
-  if (!Number.isSafeInteger(inode.mtime) || inode.mtime < 0) fail(`mtime ${inode.mtime} is not a non-negative integer`);
-  if (!Number.isInteger(inode.mtimeNsec) || inode.mtimeNsec < 0 || inode.mtimeNsec > 999_999_999) fail(`mtimeNsec ${inode.mtimeNsec} is out of range`);
-  for (const [name, value] of inode.xattrs) {
-    if (Buffer.byteLength(name) > 255) fail(`xattr name "${name}" is longer than 255 bytes`);
-    if (value.length > 0xffff) fail(`xattr "${name}" value is ${value.length} bytes, longer than 65535`);
+  if (dots === name.length && dots <= 2) throw new RangeError(`Cannot lay out entry ${showName(name)} ${where(dirPath)}: "." and ".." are reserved`);
+}
+
+/**
+ * Validates an inode. `dirPath` + `name` give its path for messages; it is only built on
+ * failure (formatting a path for each of 45,000 entries cost ~40 ms).
+ */
+function failInode(dirPath: string, name: Uint8Array, what: string): never {
+  const path = dirPath === "" ? "/" : joinShown(dirPath, name);
+  throw new RangeError(`Cannot lay out ${JSON.stringify(path)}: ${what}`);
+}
+
+function checkInode(inode: TreeInode, dirPath: string, name: Uint8Array, chunkSize: number): void {
+  const modeBits = KIND_MODE[inode.kind as FileKind];
+  if (modeBits === undefined) failInode(dirPath, name, `unknown kind ${JSON.stringify(inode.kind)}`);
+  if (!Number.isInteger(inode.mode) || inode.mode < 0 || inode.mode > 0xffff) failInode(dirPath, name, `mode ${inode.mode} is not a 16-bit st_mode`);
+  const type = inode.mode & S_IFMT;
+  if (type !== 0 && type !== modeBits) failInode(dirPath, name, `mode 0o${inode.mode.toString(8)} has type bits that do not match kind "${inode.kind}"`);
+  if (!Number.isInteger(inode.uid) || inode.uid < 0 || inode.uid > 0xffff_ffff) failInode(dirPath, name, `uid ${inode.uid} is not a u32`);
+  if (!Number.isInteger(inode.gid) || inode.gid < 0 || inode.gid > 0xffff_ffff) failInode(dirPath, name, `gid ${inode.gid} is not a u32`);
+  if (!Number.isSafeInteger(inode.mtime) || inode.mtime < 0) failInode(dirPath, name, `mtime ${inode.mtime} is not a non-negative integer`);
+  if (!Number.isInteger(inode.mtimeNsec) || inode.mtimeNsec < 0 || inode.mtimeNsec > 999_999_999) failInode(dirPath, name, `mtimeNsec ${inode.mtimeNsec} is out of range`);
+  if (inode.xattrs.size > 0) {
+    for (const [xname, value] of inode.xattrs) {
+      if (Buffer.byteLength(xname) > 255) failInode(dirPath, name, `xattr name "${xname}" is longer than 255 bytes`);
+      if (value.length > 0xffff) failInode(dirPath, name, `xattr "${xname}" value is ${value.length} bytes, longer than 65535`);
+    }
   }
   if (inode.kind === "reg") {
-    if (!Number.isSafeInteger(inode.size) || inode.size < 0) fail(`size ${inode.size} is not a non-negative integer`);
+    if (!Number.isSafeInteger(inode.size) || inode.size < 0) failInode(dirPath, name, `size ${inode.size} is not a non-negative integer`);
     const chunks = inode.chunks ?? [];
     const want = ceilDiv(inode.size, chunkSize);
-    if (chunks.length !== want) fail(`${chunks.length} chunks for ${inode.size} bytes, expected ${want} of chunk size ${chunkSize}`);
-    chunks.forEach((c, i) => {
+    if (chunks.length !== want) failInode(dirPath, name, `${chunks.length} chunks for ${inode.size} bytes, expected ${want} of chunk size ${chunkSize}`);
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
       const len = Math.min(chunkSize, inode.size - i * chunkSize);
-      if (c.fileOffset !== i * chunkSize) fail(`chunk ${i} has file offset ${c.fileOffset}, expected ${i * chunkSize}`);
-      if (c.chunk.uncompressedSize !== len) fail(`chunk ${i} has ${c.chunk.uncompressedSize} uncompressed bytes, expected ${len}`);
-    });
+      if (c.fileOffset !== i * chunkSize) failInode(dirPath, name, `chunk ${i} has file offset ${c.fileOffset}, expected ${i * chunkSize}`);
+      if (c.chunk.uncompressedSize !== len) failInode(dirPath, name, `chunk ${i} has ${c.chunk.uncompressedSize} uncompressed bytes, expected ${len}`);
+    }
   } else if (inode.kind === "symlink") {
-    if (!(inode.symlinkTarget instanceof Uint8Array)) fail("symlink without a target");
-    if (inode.symlinkTarget!.length > 0xffff) fail(`symlink target is ${inode.symlinkTarget!.length} bytes, longer than 65535`);
+    if (!(inode.symlinkTarget instanceof Uint8Array)) failInode(dirPath, name, "symlink without a target");
+    if (inode.symlinkTarget!.length > 0xffff) failInode(dirPath, name, `symlink target is ${inode.symlinkTarget!.length} bytes, longer than 65535`);
   } else if (inode.kind === "chr" || inode.kind === "blk") {
-    if (!Number.isInteger(inode.rdevMajor) || inode.rdevMajor < 0 || inode.rdevMajor > 0xfff) fail(`device major ${inode.rdevMajor} does not fit 12 bits`);
-    if (!Number.isInteger(inode.rdevMinor) || inode.rdevMinor < 0 || inode.rdevMinor > 0xfffff) fail(`device minor ${inode.rdevMinor} does not fit 20 bits`);
+    if (!Number.isInteger(inode.rdevMajor) || inode.rdevMajor < 0 || inode.rdevMajor > 0xfff) failInode(dirPath, name, `device major ${inode.rdevMajor} does not fit 12 bits`);
+    if (!Number.isInteger(inode.rdevMinor) || inode.rdevMinor < 0 || inode.rdevMinor > 0xfffff) failInode(dirPath, name, `device minor ${inode.rdevMinor} does not fit 20 bits`);
   }
+}
+
+/**
+ * A directory's children in name order. The tree builders already sort children, so a
+ * strictly increasing array is used as is (one comparison per sibling pair, no copy);
+ * anything else is copied and sorted.
+ * @throws RangeError for invalid or duplicate names
+ */
+function sortedEntries(children: readonly TreeEntry[], dirPath: string): readonly TreeEntry[] {
+  let sorted = true;
+  for (let i = 0; i < children.length; i++) {
+    checkName(children[i]!.name, dirPath);
+    if (i > 0 && sorted && compareNames(children[i - 1]!.name, children[i]!.name) >= 0) sorted = false;
+  }
+  if (sorted) return children;
+  const entries = [...children].sort((a, b) => compareNames(a.name, b.name));
+  for (let i = 1; i < entries.length; i++) {
+    if (compareNames(entries[i - 1]!.name, entries[i]!.name) === 0) {
+      throw new RangeError(`Cannot lay out directory ${JSON.stringify(dirPath)}: duplicate entry ${showName(entries[i]!.name)}`);
+    }
+  }
+  return entries;
 }
 
 /**
@@ -274,15 +389,16 @@ export function planV6Layout(root: TreeInode, options: { chunkSize: number }): V
   const linkCounts = new Map<TreeInode, number>();
   const firstLink = new Map<TreeInode, PlannedNode>();
   const seenDirs = new Set<TreeInode>([root]);
-  const paths = new Map<PlannedNode, string>();
+  /** Paths of directories waiting on the stack (only directories: paths are for messages). */
+  const dirPaths = new Map<PlannedNode, string>();
   let hasXattr = false;
   let end = 0;
   let next = 1;
 
-  const makeNode = (name: Uint8Array, inode: TreeInode, parent: PlannedNode | undefined, path: string): PlannedNode => {
-    checkInode(inode, path, chunkSize);
-    const xattrSize = xattrAreaSize(inode.xattrs);
-    if (xattrIcount(xattrSize) > 0xffff) throw new RangeError(`Cannot lay out ${JSON.stringify(path)}: xattrs need ${xattrSize} bytes, too many for i_xattr_icount`);
+  const makeNode = (name: Uint8Array, inode: TreeInode, parent: PlannedNode | undefined, dirPath: string): PlannedNode => {
+    checkInode(inode, dirPath, name, chunkSize);
+    const xattrSize = inode.xattrs.size === 0 ? 0 : xattrAreaSize(inode.xattrs);
+    if (xattrIcount(xattrSize) > 0xffff) throw new RangeError(`Cannot lay out ${JSON.stringify(dirPath === "" ? "/" : joinShown(dirPath, name))}: xattrs need ${xattrSize} bytes, too many for i_xattr_icount`);
     if (xattrSize > 0) hasXattr = true;
     const node: PlannedNode = {
       name,
@@ -291,6 +407,9 @@ export function planV6Layout(root: TreeInode, options: { chunkSize: number }): V
       parent: parent as PlannedNode,
       primary: undefined as unknown as PlannedNode,
       children: undefined,
+      dotAt: 0,
+      dotdotAt: 0,
+      subdirs: 0,
       isz: EROFS_INODE_EXTENDED_SIZE + xattrSize,
       xattrSize,
       off: 0,
@@ -301,30 +420,25 @@ export function planV6Layout(root: TreeInode, options: { chunkSize: number }): V
     (node as { parent: PlannedNode }).parent = parent ?? node;
     (node as { primary: PlannedNode }).primary = node;
     nodes.push(node);
-    paths.set(node, path);
     return node;
   };
   const extend = (to: number) => {
     if (to > end) end = to;
   };
 
-  const rootNode = makeNode(new Uint8Array([0x2f]), root, undefined, "/");
+  const rootNode = makeNode(new Uint8Array([0x2f]), root, undefined, "");
+  dirPaths.set(rootNode, "/");
   const stack: PlannedNode[] = [rootNode];
   while (stack.length > 0) {
     const dir = stack.pop()!;
-    const dirPath = paths.get(dir)!;
-    paths.delete(dir);
-    const entries = [...(dir.inode.children ?? [])];
-    for (const e of entries) checkName(e.name, dirPath);
-    entries.sort((a, b) => compareBytes(a.name, b.name));
-    for (let i = 1; i < entries.length; i++) {
-      if (compareBytes(entries[i - 1]!.name, entries[i]!.name) === 0) {
-        throw new RangeError(`Cannot lay out directory ${JSON.stringify(dirPath)}: duplicate entry ${showName(entries[i]!.name)}`);
-      }
-    }
+    const dirPath = dirPaths.get(dir)!;
+    dirPaths.delete(dir);
+    const entries = sortedEntries(dir.inode.children ?? [], dirPath);
 
     // 1. the directory itself
-    dir.dataSize = direntAreaSize(sortedDirentNames(entries));
+    dir.dotAt = countBefore(entries, DOT);
+    dir.dotdotAt = countBefore(entries, DOTDOT);
+    dir.dataSize = direntSize(entries, dir.dotAt, dir.dotdotAt);
     const p = alloc.placeTailed(dir.isz, dir.dataSize);
     dir.off = p.off;
     dir.direntsOff = p.direntsOff;
@@ -333,33 +447,36 @@ export function planV6Layout(root: TreeInode, options: { chunkSize: number }): V
     extend(dir.direntsOff + (p.layout === DataLayout.FlatInline ? alignDown(dir.dataSize, EROFS_BLOCK_SIZE) : dir.dataSize));
 
     // 2. its children, in name order
-    const children: PlannedNode[] = [];
-    const childDirs: PlannedNode[] = [];
-    for (const e of entries) {
-      const childPath = `${dirPath === "/" ? "" : dirPath}/${Buffer.from(e.name).toString("utf8")}`;
+    const children: PlannedNode[] = new Array<PlannedNode>(entries.length);
+    const firstChildDir = stack.length;
+    for (let ci = 0; ci < entries.length; ci++) {
+      const e = entries[ci]!;
       const inode = e.inode;
       if (inode.kind === "dir" && seenDirs.has(inode)) {
-        throw new RangeError(`Cannot lay out ${JSON.stringify(childPath)}: the same directory inode appears twice in the tree`);
+        throw new RangeError(`Cannot lay out ${JSON.stringify(joinShown(dirPath, e.name))}: the same directory inode appears twice in the tree`);
       }
       const prior = inode.kind === "reg" ? firstLink.get(inode) : undefined;
-      const node = prior ? makeLink(e.name, prior, dir) : makeNode(e.name, inode, dir, childPath);
-      children.push(node);
+      const node = prior ? makeLink(e.name, prior, dir) : makeNode(e.name, inode, dir, dirPath);
+      children[ci] = node;
       switch (inode.kind) {
         case "dir":
           seenDirs.add(inode);
-          childDirs.push(node);
+          dirPaths.set(node, joinShown(dirPath, e.name));
+          stack.push(node);
           break;
-        case "reg":
+        case "reg": {
           linkCounts.set(inode, (linkCounts.get(inode) ?? 0) + 1);
           if (!prior) {
             firstLink.set(inode, node);
-            node.off = alloc.placeFile(node.isz, (inode.chunks ?? []).length);
+            const nchunks = inode.chunks === undefined ? 0 : inode.chunks.length;
+            node.off = alloc.placeFile(node.isz, nchunks);
             node.layout = DataLayout.ChunkBased;
-            extend(alignUp(node.off + node.isz, EROFS_CHUNK_ADDR_SIZE) + EROFS_CHUNK_ADDR_SIZE * (inode.chunks ?? []).length);
+            extend(alignUp(node.off + node.isz, EROFS_CHUNK_ADDR_SIZE) + EROFS_CHUNK_ADDR_SIZE * nchunks);
           } else {
             alloc.align(EROFS_INODE_SLOT);
           }
           break;
+        }
         case "symlink": {
           node.dataSize = inode.symlinkTarget!.length;
           const sp = alloc.placeTailed(node.isz, node.dataSize);
@@ -374,11 +491,16 @@ export function planV6Layout(root: TreeInode, options: { chunkSize: number }): V
           node.off = alloc.placeSpecial(node.isz);
           extend(node.off + node.isz);
       }
-      if (inode.kind !== "dir") paths.delete(node);
     }
     dir.children = children;
-    // 3. recurse into child directories in order (stack: push in reverse)
-    for (let i = childDirs.length - 1; i >= 0; i--) stack.push(childDirs[i]!);
+    dir.subdirs = stack.length - firstChildDir;
+    // 3. recurse into child directories in order: they were pushed in name order, so
+    // reverse that stretch of the stack to pop the first one first.
+    for (let i = firstChildDir, j = stack.length - 1; i < j; i++, j--) {
+      const t = stack[i]!;
+      stack[i] = stack[j]!;
+      stack[j] = t;
+    }
   }
 
   function makeLink(name: Uint8Array, first: PlannedNode, parent: PlannedNode): PlannedNode {
@@ -389,6 +511,9 @@ export function planV6Layout(root: TreeInode, options: { chunkSize: number }): V
       parent,
       primary: first,
       children: undefined,
+      dotAt: 0,
+      dotdotAt: 0,
+      subdirs: 0,
       isz: first.isz,
       xattrSize: first.xattrSize,
       off: first.off,
