@@ -107,6 +107,26 @@ describe("buildTreeFromTar", () => {
     ]);
   });
 
+  test("a replaced parent directory is not reused for the following entries", async () => {
+    // The builder caches the previous entry's parent directory; replacing it must drop the cache.
+    const root = await treeOf([
+      { name: "d/", type: "5" },
+      { name: "d/one", data: "1" },
+      { name: "d", data: "file" }, // file over dir
+      { name: "d/", type: "5", mode: 0o700 }, // dir over file: a fresh, empty directory
+      { name: "d/two", data: "22" },
+    ]);
+    assert.deepEqual(render(root), ["/ dir 40755 0:0 0", "/d dir 40700 0:0 0", "/d/two reg 100644 0:0 0 size=2"]);
+    await assert.rejects(
+      treeOf([
+        { name: "e/one", data: "1" },
+        { name: "e", data: "file" },
+        { name: "e/two", data: "2" },
+      ]),
+      InvalidInputError,
+    );
+  });
+
   test("root attributes from a ./ entry; absolute names land below the root", async () => {
     const root = await treeOf([
       { name: "/abs/file", data: "1" },
