@@ -300,7 +300,7 @@ function environment(work: string, inputs: string[]): string[] {
     "  (tmpfs by default: on this kind of VM's ext4 disk each new file costs ~1 ms of kernel time on fresh blocks, so `tar -x` of the",
     "  node_modules tree took 25–45 s there, which measures the disk, not the tools; `BENCH_WORKDIR=/tmp npm run bench` measures on disk)",
     `- inputs: ${inputs.join("; ")}`,
-    "- ours: `bin/nydus-ts.js create SRC --bootstrap B --blob-dir D --compressor C` (blake3, 1 MiB chunks), one process per run (Node + tsx start-up included)",
+    "- ours: `bin/nydus-ts.js create SRC --bootstrap B --blob-dir D --compressor C` (blake3, 1 MiB chunks), one process per run (Node start-up included; the launcher runs the compiled dist/)",
     "- reference: `tar --numeric-owner -xf TAR -C DIR` then `mkfs.erofs --quiet --chunksize=1048576 --blobdev=BLOB META DIR`",
   ];
 }
