@@ -38,19 +38,12 @@ import {
 import { FormatError } from "../internal/errors.ts";
 import { StructReader } from "../internal/bytes.ts";
 import { fixture } from "../../test/support/paths.ts";
+import { mulberry32 } from "../../test/support/fuzz.ts";
+import { throwsFormat } from "../../test/support/asserts.ts";
 
 const BOOT = new Uint8Array(fs.readFileSync(fixture("rafs-v6-2.2.boot")));
 const enc = new TextEncoder();
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
-/** Asserts `fn` throws a FormatError with this struct/field/offset. */
-function throwsFormat(fn: () => unknown, struct: string, field: string, offset: number): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof FormatError, String(e));
-    assert.deepEqual([e.struct, e.field, e.offset], [struct, field, offset], e.message);
-    return true;
-  });
-}
 
 test("superblock: fixture fields (spec §10.1), byte-exact round trip, builder defaults", () => {
   const raw = BOOT.subarray(1024, 1152);
@@ -318,14 +311,8 @@ test("xattrs: malformed areas throw FormatError", () => {
 });
 
 test("fuzz: every erofs/format.ts decoder on random bytes throws only FormatError", () => {
-  let a = 0x0e80f5;
-  const rnd = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = mulberry32(0x0e80f5);
+  const rnd = () => rng.float();
   const decoders: [string, (b: Uint8Array) => unknown][] = [
     ["decodeSuperBlock", (b) => validateRafsSuperBlock(decodeSuperBlock(b), Math.floor(rnd() * 2 ** 20))],
     ["decodeDeviceSlot", (b) => decodeDeviceSlot(b, 1408)],

@@ -18,17 +18,11 @@ import {
 } from "./format.ts";
 import { FormatError } from "../internal/errors.ts";
 import { fixture } from "../../test/support/paths.ts";
+import { mulberry32 } from "../../test/support/fuzz.ts";
+import { throwsFormat } from "../../test/support/asserts.ts";
 
 const BOOT = new Uint8Array(fs.readFileSync(fixture("rafs-v6-2.2.boot")));
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
-function throwsFormat(fn: () => unknown, struct: string, field: string, offset: number): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof FormatError, String(e));
-    assert.deepEqual([e.struct, e.field, e.offset], [struct, field, offset], e.message);
-    return true;
-  });
-}
 
 test("flags: builder words, lenient algorithm decoding, strict v6 validation (spec §2.5, §3.3)", () => {
   assert.equal(rafsFlags({ compressor: "zstd", digester: "blake3", explicitUidGid: true, hasXattr: false, inlinedChunkDigest: false }), 0x0100_0094n);
@@ -160,14 +154,8 @@ test("prefetch table: nids, a 0 entry ends it (spec §3.6)", () => {
 });
 
 test("fuzz: every rafs/format.ts decoder and validator on random bytes throws only FormatError", () => {
-  let a = 0x4a75_0001;
-  const rnd = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = mulberry32(0x4a75_0001);
+  const rnd = () => rng.float();
   const base = BOOT.subarray(1152, 1408);
   const blob = BOOT.subarray(0x1000, 0x1100);
   const decoders: [string, (b: Uint8Array) => unknown][] = [
