@@ -33,10 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 fi
 
-# npm ci when node_modules is missing or older than the lock file, or the addon is not built.
+# npm install (from the lock file) when node_modules is missing or older than the lock file, or
+# the addon is not built; it builds the addon too. Not `npm ci`: the registry reachable here has
+# only the linux-x64 builds of @napi-rs/blake-hash, so the lock file lacks the other platforms'
+# optional packages and npm ci's strict sync check refuses it, while npm install accepts it.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/nydus_codec.node ]; then
-  echo "setup: npm ci" >&2
-  npm ci --no-audit --no-fund >/dev/null
+  echo "setup: npm install" >&2
+  npm install --no-audit --no-fund >/dev/null
 fi
 
 # Compile src/ to dist/ (bin/nydus-ts.js runs dist/ when it is newer than every source file).
