@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what nydus-ts needs on a fresh Debian machine, and nothing when it is all there:
-# system packages (apt-get, as root) and npm dependencies (npm ci, which builds the native codec).
+# system packages (apt-get, as root) and npm dependencies (npm install, which builds the native codec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
