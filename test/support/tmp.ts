@@ -108,6 +108,15 @@ export async function removeTree(dir: string): Promise<void> {
   for (const mp of mountsUnder(dir)) {
     if (!(await tryRun("umount", [mp]))) await tryRun("umount", ["-l", mp]);
   }
-  for (const loop of loopsBackedUnder(dir)) await tryRun("losetup", ["-d", loop]);
+  // `losetup -d` on a device the kernel still holds (a just-unmounted filesystem releases it
+  // asynchronously) only marks it for auto-clear, and the kernel gives no event to wait on.
+  // So re-check for a bounded time (2 s) until the devices are really gone.
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const loops = loopsBackedUnder(dir);
+    if (loops.length === 0) break;
+    for (const loop of loops) await tryRun("losetup", ["-d", loop]);
+    if (loopsBackedUnder(dir).length === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 });
 }
