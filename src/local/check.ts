@@ -11,12 +11,12 @@ import { openBlob } from "../blob/reader.ts";
 import { BLOB_FEATURE_HAS_TOC, hasFeature } from "../blob/format.ts";
 import { fileReaderAt } from "../io/reader_at.ts";
 import { DigestMismatchError, NotFoundError } from "../internal/errors.ts";
-import { codecByName } from "../compression/codec.ts";
-import type { RafsImage } from "../rafs/model.ts";
+import type { ChunkInfo, RafsImage } from "../rafs/model.ts";
 import { walkRafs } from "../rafs/open.ts";
 import { chunkInfoFromRecord } from "../rafs/chunk_record.ts";
 import type { RafsV5Image } from "../rafs/v5_reader.ts";
-import { verifyRafsV5ChunkData, verifyRafsV5Digests } from "../rafs/v5_verify.ts";
+import { verifyRafsV5Digests } from "../rafs/v5_verify.ts";
+import { ChunkSource, checkBlobFileName } from "./chunk_source.ts";
 import type { RafsV6Image } from "../rafs/v6_reader.ts";
 
 export interface CheckReport {
@@ -39,12 +39,16 @@ export interface CheckOptions {
  */
 export async function checkImage(image: RafsImage, options: CheckOptions = {}): Promise<CheckReport> {
   const report: CheckReport = { version: image.superBlock.version, nodes: 0, files: 0, chunks: 0, blobs: [] };
-  const distinct = new Set<string>();
-  for (const { inode } of walkRafs(image)) {
+  // Each distinct chunk with the first place that uses it (for v5 data checks and error messages).
+  const distinct = new Map<string, { chunk: ChunkInfo; path: string; fileOffset: number }>();
+  for (const { path: p, inode } of walkRafs(image)) {
     report.nodes++;
     if (inode.kind === "reg") {
       report.files++;
-      for (const { chunk } of image.chunks(inode)) distinct.add(`${chunk.blobIndex}:${chunk.index}:${chunk.compressedOffset}`);
+      for (const { chunk, fileOffset } of image.chunks(inode)) {
+        const key = `${chunk.blobIndex}:${chunk.index}:${chunk.compressedOffset}`;
+        if (!distinct.has(key)) distinct.set(key, { chunk, path: p, fileOffset });
+      }
     } else if (inode.kind === "symlink") {
       image.readlink(inode);
     }
@@ -54,6 +58,7 @@ export async function checkImage(image: RafsImage, options: CheckOptions = {}): 
   if (!options.blobDir) return report;
 
   const blobPath = (blobId: string) => {
+    checkBlobFileName(blobId); // a hostile bootstrap must not name "../x"
     const p = path.join(options.blobDir!, blobId);
     if (!fs.existsSync(p)) throw new NotFoundError(`blob "${blobId}" in "${options.blobDir}"`, "no such file");
     return p;
@@ -82,30 +87,24 @@ export async function checkImage(image: RafsImage, options: CheckOptions = {}): 
     return report;
   }
 
-  // v5: blob id = SHA-256 of the blob file; chunks verified against their records.
-  const fds = new Map<number, number>();
-  try {
-    for (const [i, info] of image.blobs.entries()) {
-      const p = blobPath(info.blobId);
-      const actual = await sha256File(p);
-      if (actual !== info.blobId) throw new DigestMismatchError(`blob "${p}"`, info.blobId, actual);
-      fds.set(i, fs.openSync(p, "r"));
-    }
-    const codec = codecByName(image.superBlock.compressor);
-    verifyRafsV5ChunkData(image as RafsV5Image, {
-      readChunk(c) {
-        const fd = fds.get(c.blobIndex);
-        if (fd === undefined) throw new NotFoundError(`blob index ${c.blobIndex}`);
-        const stored = new Uint8Array(c.compressedSize);
-        const n = fs.readSync(fd, stored, 0, c.compressedSize, c.compressedOffset);
-        if (n !== c.compressedSize) throw new DigestMismatchError(`chunk at ${c.compressedOffset} of blob ${c.blobIndex}`, `${c.compressedSize} bytes`, `${n} bytes`);
-        return c.compressed ? codec.decompress(stored, c.uncompressedSize) : stored;
-      },
-    });
-    for (const [i, info] of image.blobs.entries()) report.blobs.push({ blobId: info.blobId, chunks: image.blobs[i]!.chunkCount, verified: true });
-  } finally {
-    for (const fd of fds.values()) fs.closeSync(fd);
+  // v5: blob id = SHA-256 of the blob file; every distinct chunk read (bounds-checked),
+  // decompressed and verified against its record by the same ChunkSource that unpack uses.
+  for (const info of image.blobs) {
+    const p = blobPath(info.blobId);
+    const actual = await sha256File(p);
+    if (actual !== info.blobId) throw new DigestMismatchError(`blob "${p}"`, info.blobId, actual);
   }
+  const source = new ChunkSource(image, { blobDir: options.blobDir });
+  const perBlob = image.blobs.map(() => 0);
+  try {
+    for (const { chunk, path: p, fileOffset } of distinct.values()) {
+      await source.read(chunk, { path: p, fileOffset });
+      perBlob[chunk.blobIndex]!++;
+    }
+  } finally {
+    await source.close();
+  }
+  image.blobs.forEach((info, i) => report.blobs.push({ blobId: info.blobId, chunks: perBlob[i]!, verified: true }));
   return report;
 }
 
