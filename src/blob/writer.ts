@@ -20,7 +20,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { codecByName, compressChunk, type BuildCompressor, type Codec } from "../compression/codec.ts";
-import { createHasher, crc32c, type DigesterName } from "../digest/hasher.ts";
+import { createHasher, crc32c, hash, type DigesterName } from "../digest/hasher.ts";
 import { alignUp } from "../internal/bytes.ts";
 import { InvalidInputError } from "../internal/errors.ts";
 import type { BlobInfo, ChunkInfo } from "../rafs/model.ts";
@@ -94,10 +94,6 @@ class ByteBuf {
   bytes(): Uint8Array {
     return this.buf.subarray(0, this.length);
   }
-}
-
-function sha256(data: Uint8Array): Uint8Array {
-  return new Uint8Array(crypto.createHash("sha256").update(data).digest());
 }
 
 /** Streaming RAFS v6 data-blob writer. Methods are synchronous except `finish`/`finishInto`/`abort`. */
@@ -309,7 +305,7 @@ export class BlobWriter {
         {
           flags: tocFlagForCompressor(ciCompressor.name),
           name: TOC_NAME_BLOB_META,
-          digest: sha256(ciPlain),
+          digest: hash("sha256", ciPlain),
           compressedOffset: ciOffset,
           compressedSize: ci.stored.length,
           uncompressedSize: ciPlain.length,
@@ -317,7 +313,7 @@ export class BlobWriter {
         {
           flags: TOC_FLAG_COMPRESSION_NONE,
           name: TOC_NAME_BLOB_META_HEADER,
-          digest: sha256(header),
+          digest: hash("sha256", header),
           compressedOffset: ciOffset + ci.stored.length,
           compressedSize: BLOB_META_HEADER_SIZE,
           uncompressedSize: BLOB_META_HEADER_SIZE,
@@ -330,7 +326,7 @@ export class BlobWriter {
       tocEntries.push({
         flags: TOC_FLAG_COMPRESSION_NONE,
         name: TOC_NAME_BLOB_DIGEST,
-        digest: sha256(digests),
+        digest: hash("sha256", digests),
         compressedOffset: digestOffset,
         compressedSize: digests.length,
         uncompressedSize: digests.length,
