@@ -18,6 +18,17 @@ need_cmd b3sum b3sum
 need_cmd zstd zstd
 need_cmd mknod coreutils
 need_cmd losetup mount
+# Image tooling the convert tests use as peers (registry, copy/inspect, build, pull).
+need_cmd docker-registry docker-registry
+need_cmd skopeo skopeo
+need_cmd umoci umoci
+need_cmd buildah buildah
+need_cmd containerd containerd
+need_cmd htpasswd apache2-utils
+need_cmd openssl openssl
+need_cmd curl curl
+need_cmd busybox busybox-static
+need_cmd gzip gzip
 if [ "${NYDUS_SETUP_BENCH:-0}" = 1 ]; then
   need_cmd debootstrap debootstrap
 fi

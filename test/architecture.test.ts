@@ -22,6 +22,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   rafs: ["internal", "erofs", "digest", "compression", "io"],
   builder: ["internal", "rafs", "blob", "erofs", "tar", "digest", "compression", "io"],
   local: ["internal", "rafs", "blob", "builder", "compression", "digest", "io", "tar"],
+  oci: ["internal"],
+  reference: ["internal"],
+  remote: ["internal", "oci", "reference", "io", "digest"],
+  layout: ["internal", "oci", "io", "digest", "tar"],
+  archive: ["internal", "oci", "io", "digest", "tar", "layout"],
+  convert: ["internal", "oci", "builder", "rafs", "blob", "tar", "compression", "digest", "io", "local"],
+  export: ["internal", "oci", "reference", "remote", "layout", "archive", "convert"],
   cli: ["*"],
 };
 

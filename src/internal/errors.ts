@@ -73,3 +73,21 @@ export class InvalidInputError extends NydusError {
     super("ERR_NYDUS_INVALID_INPUT", message, options);
   }
 }
+
+/**
+ * A registry answered with an error status or could not be reached. `temporary` marks
+ * conditions worth retrying (429, 5xx, connection resets).
+ */
+export class RegistryError extends NydusError {
+  /** HTTP status, or 0 when no response arrived. */
+  readonly status: number;
+  /** Distribution error codes from the response body, e.g. `MANIFEST_UNKNOWN`. */
+  readonly errorCodes: readonly string[];
+  readonly temporary: boolean;
+  constructor(message: string, fields: { status: number; errorCodes?: readonly string[]; temporary?: boolean; cause?: unknown }) {
+    super("ERR_NYDUS_REGISTRY", message, { cause: fields.cause });
+    this.status = fields.status;
+    this.errorCodes = fields.errorCodes ?? [];
+    this.temporary = fields.temporary ?? false;
+  }
+}
