@@ -21,6 +21,7 @@ import {
   BLOB_FEATURE_ENCRYPTED,
   BLOB_FEATURE_HAS_TAR_HEADER,
   BLOB_FEATURE_HAS_TOC,
+  BLOB_FEATURE_INLINED_FS_META,
   BLOB_FEATURE_INLINED_CHUNK_DIGEST,
   BLOB_FEATURE_SEPARATE,
   BLOB_FEATURE_TARFS,
@@ -36,6 +37,7 @@ import {
   TOC_NAME_BLOB_DIGEST,
   TOC_NAME_BLOB_RAW,
   TOC_NAME_BLOB_TOC,
+  TOC_NAME_BOOTSTRAP,
   decodeBlobMetaHeader,
   decodeCiTable,
   decodeTarHeader,
@@ -352,14 +354,15 @@ export class DataBlob {
 
   /**
    * Checks the blob-id rule (§4.8): `info.blobId` = SHA-256 of every byte except the chunk-digest
-   * array (located through the ToC when the blob has one). Blobs built with an explicit
-   * `--blob-id`, inline meta, or ref/tarfs conversions do not follow this rule.
+   * array (located through the ToC when the blob has one). An inline-meta blob (a Nydus image
+   * layer) is named by its OCI layer digest instead: SHA-256 of every byte (nydus-image.md §2.2).
+   * Blobs built with an explicit `--blob-id`, or ref/tarfs conversions, follow neither rule.
    * @throws DigestMismatchError when the id differs
    */
   async verifyBlobId(toc?: BlobToc): Promise<void> {
     let skipOff = this.reader.size;
     let skipLen = 0;
-    if (hasFeature(this.info.features, BLOB_FEATURE_HAS_TOC)) {
+    if (hasFeature(this.info.features, BLOB_FEATURE_HAS_TOC) && !hasFeature(this.info.features, BLOB_FEATURE_INLINED_FS_META)) {
       const t = toc ?? (await this.readToc());
       const d = t.entries.find((e) => e.name === TOC_NAME_BLOB_DIGEST);
       if (d) {
@@ -400,4 +403,46 @@ export async function writeCacheView(blob: DataBlob, destPath: string): Promise<
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * The layer bootstrap stored inside an inline-meta blob (the Nydus image layer format,
+ * `image.boot` in the ToC; spec §4.1, §4.7), decompressed and checked against its ToC
+ * digest. Needs only the blob bytes: no blob-table entry.
+ * @param what names the blob in errors
+ * @throws FormatError when there is no ToC or no `image.boot` entry; DigestMismatchError
+ */
+export async function readInlineBootstrap(reader: ReaderAt, what: string): Promise<Uint8Array> {
+  const S = `Blob(${what})`;
+  if (reader.size < TAR_HEADER_SIZE) throw new FormatError(S, "rafs.blob.toc", 0, "blob too small for a ToC");
+  const tarAt = reader.size - TAR_HEADER_SIZE;
+  const tar = decodeTarHeader(await reader.readAt(tarAt, TAR_HEADER_SIZE), tarAt);
+  if (tar.name !== TOC_NAME_BLOB_TOC) throw new FormatError("TarHeader", "name", tarAt, `expected "${TOC_NAME_BLOB_TOC}", found "${tar.name}"`);
+  if (tar.size > tarAt || tar.size % TOC_ENTRY_SIZE !== 0 || tar.size > 0x10000) {
+    throw new FormatError("TarHeader", "size", tarAt + 124, `invalid ToC size ${tar.size}`);
+  }
+  const offset = tarAt - tar.size;
+  const entries = decodeTocList(await reader.readAt(offset, tar.size), offset);
+  const i = entries.findIndex((e) => e.name === TOC_NAME_BOOTSTRAP);
+  if (i < 0) throw new FormatError("TocEntryList", TOC_NAME_BOOTSTRAP, offset, `blob ${what} has no inline bootstrap`);
+  const e = entries[i]!;
+  const at = offset + i * TOC_ENTRY_SIZE;
+  if (e.compressedOffset + e.compressedSize > offset) throw new FormatError("TocEntry", "compressed_size", at + 64, `"${e.name}" overlaps the ToC`);
+  if (e.uncompressedSize > MAX_TOC_SECTION) throw new FormatError("TocEntry", "uncompressed_size", at + 72, `${e.uncompressedSize} bytes is too large`);
+  const stored = await reader.readAt(e.compressedOffset, e.compressedSize);
+  const algo = tocEntryCompressor(e.flags);
+  let plain: Uint8Array;
+  if (algo === "none") {
+    if (e.compressedSize !== e.uncompressedSize) throw new FormatError("TocEntry", "uncompressed_size", at + 72, "differs from compressed_size for an uncompressed section");
+    plain = stored;
+  } else {
+    try {
+      plain = codecByName(algo).decompress(stored, e.uncompressedSize);
+    } catch (cause) {
+      throw new FormatError("TocEntry", "(data)", at, `"${e.name}": cannot decompress with ${algo}: ${String(cause)}`);
+    }
+  }
+  const actual = crypto.createHash("sha256").update(plain).digest("hex");
+  if (actual !== toHex(e.digest)) throw new DigestMismatchError(`inline bootstrap of blob ${what}`, toHex(e.digest), actual);
+  return plain;
 }

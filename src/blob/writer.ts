@@ -25,12 +25,15 @@ import { alignUp } from "../internal/bytes.ts";
 import { InvalidInputError } from "../internal/errors.ts";
 import type { BlobInfo, ChunkInfo } from "../rafs/model.ts";
 import {
+  BLOB_FEATURE_INLINED_FS_META,
   BLOB_FEATURES_BLOB_TOC,
   BLOB_FEATURES_DEFAULT,
   BLOB_META_HEADER_SIZE,
   CI_V1_ENTRY_SIZE,
   TAR_HEADER_SIZE,
   TOC_FLAG_COMPRESSION_NONE,
+  TOC_FLAG_COMPRESSION_ZSTD,
+  TOC_NAME_BOOTSTRAP,
   TOC_NAME_BLOB_DIGEST,
   TOC_NAME_BLOB_META,
   TOC_NAME_BLOB_META_HEADER,
@@ -61,6 +64,24 @@ export interface BlobWriterOptions {
   blobToc?: boolean;
   /** Index of this blob in the bootstrap's blob table (stored in every ChunkInfo). */
   blobIndex: number;
+  /**
+   * `--blob-inline-meta --features blob-toc`, the Nydus image layer format: the layer's
+   * bootstrap is stored inside the blob (see {@link BlobWriter.sealMeta}). Implies blobToc.
+   * @default false
+   */
+  inlineMeta?: boolean;
+}
+
+/** Blob id written into a layer bootstrap embedded in its own blob (upstream writes 64 "x"; spec §4.8). */
+export const INLINE_BLOB_ID_PLACEHOLDER = "x".repeat(64);
+
+/** Result of {@link BlobWriter.finishInline}. */
+export interface InlineBlob {
+  /** Lowercase hex SHA-256 of the whole blob file: its name, and its OCI layer digest. */
+  digest: string;
+  size: number;
+  /** Blob-table entry for a merged bootstrap; absent when the layer stored no chunk. */
+  info?: BlobInfo;
 }
 
 /** Largest ci_index upstream allows: the builder errors at index >= 0xFF_FFFF (spec §2.9). */
@@ -118,6 +139,11 @@ export class BlobWriter {
   private readonly blobHash = crypto.createHash("sha256");
   private readonly ciTable = new ByteBuf(CI_V1_ENTRY_SIZE * 64);
   private readonly digests: ByteBuf | undefined;
+  private readonly inlineMeta: boolean;
+  /** ToC entries of the sections written so far (blob-toc). */
+  private readonly toc: TocEntry[] = [];
+  /** Set by {@link sealMeta}. */
+  private sealed: Omit<BlobInfo, "blobId" | "compressedSize" | "tocSize" | "tocDigest"> | undefined;
   /** Hashed bytes not yet written: file bytes [pos - staged, pos). */
   private staging: Uint8Array | undefined;
   private staged = 0;
@@ -141,7 +167,8 @@ export class BlobWriter {
     this.compressor = opts.compressor;
     this.digester = opts.digester;
     this.chunkSize = chunkSize;
-    this.blobToc = opts.blobToc ?? false;
+    this.inlineMeta = opts.inlineMeta ?? false;
+    this.blobToc = (opts.blobToc ?? false) || this.inlineMeta;
     this.blobIndex = blobIndex;
     this.digests = this.blobToc ? new ByteBuf(32 * 64) : undefined;
     this.fd = fs.openSync(opts.path, "w");
@@ -249,25 +276,17 @@ export class BlobWriter {
   }
 
   /**
-   * Appends the blob meta (and with blobToc the digest array and ToC), closes the file and
-   * returns the blob-table entry. With no chunks the file is deleted and `undefined` returned
-   * (upstream emits no blob then). The file stays at `path`; see {@link finishInto}.
+   * Writes the sections after the chunk data: the "image.blob" tar header (blob-toc), and
+   * when there are chunks the ci table, its header and (blob-toc) the digest array, each
+   * followed by its tar header. Returns the blob-table fields these determine; the ToC
+   * entries written so far are kept in `this.toc`.
    */
-  async finish(): Promise<BlobInfo | undefined> {
-    const fd = this.ensureOpen("finish");
-    if (this.count === 0) {
-      this.state = "finished";
-      this.fd = undefined;
-      fs.closeSync(fd);
-      await fsp.rm(this.path, { force: true });
-      return undefined;
-    }
+  private writeMeta(): Omit<BlobInfo, "blobId" | "compressedSize" | "tocSize" | "tocDigest"> {
     const chunkDataSize = this.pos;
-    const tocEntries: TocEntry[] = [];
     if (this.blobToc) {
       this.write(encodeTarHeader(TOC_NAME_BLOB_RAW, chunkDataSize));
       this.flush(); // the hash below must cover the header
-      tocEntries.push({
+      this.toc.push({
         flags: TOC_FLAG_COMPRESSION_NONE,
         name: TOC_NAME_BLOB_RAW,
         digest: new Uint8Array(this.blobHash.copy().digest()),
@@ -276,13 +295,25 @@ export class BlobWriter {
         uncompressedSize: this.uncompressedCursor,
       });
     }
+    let features = this.blobToc ? BLOB_FEATURES_BLOB_TOC : BLOB_FEATURES_DEFAULT;
+    if (this.inlineMeta) features |= BLOB_FEATURE_INLINED_FS_META;
+    const base = {
+      chunkSize: this.chunkSize,
+      chunkCount: this.count,
+      compressor: this.compressor,
+      digester: this.digester,
+      features,
+      uncompressedSize: this.uncompressedCursor,
+    };
+    if (this.count === 0) {
+      return { ...base, ciCompressor: "none", ciOffset: 0, ciCompressedSize: 0, ciUncompressedSize: 0 };
+    }
 
     // ci table: compressed with the blob compressor, kept raw when that does not shrink it.
     const ciPlain = this.ciTable.bytes();
     const ci = compressChunk(this.codec, ciPlain);
     const ciCompressor = ci.compressed ? this.codec : codecByName("none");
     const ciOffset = this.pos;
-    const features = this.blobToc ? BLOB_FEATURES_BLOB_TOC : BLOB_FEATURES_DEFAULT;
     const header = encodeBlobMetaHeader({
       features,
       ciCompressor: ciCompressor.id,
@@ -297,11 +328,9 @@ export class BlobWriter {
     this.write(ci.stored);
     this.write(header);
 
-    let tocSize = 0;
-    let tocDigest = ZERO_DIGEST;
     if (this.blobToc) {
       this.write(encodeTarHeader(TOC_NAME_BLOB_META, ci.stored.length + BLOB_META_HEADER_SIZE));
-      tocEntries.push(
+      this.toc.push(
         {
           flags: tocFlagForCompressor(ciCompressor.name),
           name: TOC_NAME_BLOB_META,
@@ -321,9 +350,11 @@ export class BlobWriter {
       );
       const digests = this.digests!.bytes();
       const digestOffset = this.pos;
-      this.write(digests, false); // the digest array is not part of the blob id (spec §4.5, §4.8)
+      // The digest array is not part of the blob id (spec §4.5, §4.8); with inline meta the
+      // blob is named by the hash of the whole file instead, so it is hashed then.
+      this.write(digests, this.inlineMeta);
       this.write(encodeTarHeader(TOC_NAME_BLOB_DIGEST, digests.length));
-      tocEntries.push({
+      this.toc.push({
         flags: TOC_FLAG_COMPRESSION_NONE,
         name: TOC_NAME_BLOB_DIGEST,
         digest: hash("sha256", digests),
@@ -331,34 +362,95 @@ export class BlobWriter {
         compressedSize: digests.length,
         uncompressedSize: digests.length,
       });
-      const toc = encodeTocList(tocEntries);
-      const tocTar = encodeTarHeader(TOC_NAME_BLOB_TOC, toc.length);
-      this.write(toc);
-      this.write(tocTar);
-      tocSize = toc.length + TAR_HEADER_SIZE;
-      tocDigest = new Uint8Array(crypto.createHash("sha256").update(toc).update(tocTar).digest());
     }
+    return { ...base, ciCompressor: ciCompressor.name, ciOffset, ciCompressedSize: ci.stored.length, ciUncompressedSize: ciPlain.length };
+  }
 
+  /** Writes the ToC and its tar header; returns the blob-table toc size and digest. */
+  private writeToc(): { tocSize: number; tocDigest: Uint8Array } {
+    const toc = encodeTocList(this.toc);
+    const tocTar = encodeTarHeader(TOC_NAME_BLOB_TOC, toc.length);
+    this.write(toc);
+    this.write(tocTar);
+    return { tocSize: toc.length + TAR_HEADER_SIZE, tocDigest: new Uint8Array(crypto.createHash("sha256").update(toc).update(tocTar).digest()) };
+  }
+
+  private close(fd: number): void {
     this.flush();
     this.state = "finished";
     this.fd = undefined;
     fs.closeSync(fd);
-    return {
-      blobId: this.blobHash.digest("hex"),
-      chunkSize: this.chunkSize,
-      chunkCount: this.count,
-      compressor: this.compressor,
-      digester: this.digester,
-      features,
-      compressedSize: this.pos,
-      uncompressedSize: this.uncompressedCursor,
-      tocSize,
-      tocDigest,
-      ciCompressor: ciCompressor.name,
-      ciOffset,
-      ciCompressedSize: ci.stored.length,
-      ciUncompressedSize: ciPlain.length,
-    };
+  }
+
+  /**
+   * Appends the blob meta (and with blobToc the digest array and ToC), closes the file and
+   * returns the blob-table entry. With no chunks the file is deleted and `undefined` returned
+   * (upstream emits no blob then). The file stays at `path`; see {@link finishInto}.
+   */
+  async finish(): Promise<BlobInfo | undefined> {
+    const fd = this.ensureOpen("finish");
+    if (this.inlineMeta) throw new InvalidInputError("Cannot finish an inline-meta blob with finish(): use sealMeta() and finishInline()");
+    if (this.count === 0) {
+      this.state = "finished";
+      this.fd = undefined;
+      fs.closeSync(fd);
+      await fsp.rm(this.path, { force: true });
+      return undefined;
+    }
+    const meta = this.writeMeta();
+    const { tocSize, tocDigest } = this.blobToc ? this.writeToc() : { tocSize: 0, tocDigest: ZERO_DIGEST };
+    this.close(fd);
+    return { ...meta, blobId: this.blobHash.digest("hex"), compressedSize: this.pos, tocSize, tocDigest };
+  }
+
+  /**
+   * Inline-meta blobs, step 1 (`--blob-inline-meta`, spec §4.1): writes everything up to the
+   * bootstrap and returns the blob-table entry the layer's own bootstrap must carry: the
+   * placeholder id {@link INLINE_BLOB_ID_PLACEHOLDER} and `compressedSize` = where the
+   * bootstrap will start, as upstream writes it. Undefined when there are no chunks (the
+   * bootstrap then references no blob of this layer, but the blob file is still written).
+   */
+  sealMeta(): BlobInfo | undefined {
+    this.ensureOpen("seal the blob meta");
+    if (!this.inlineMeta) throw new InvalidInputError("Cannot seal the blob meta: the writer was not created with inlineMeta");
+    if (this.sealed) throw new InvalidInputError("Cannot seal the blob meta twice");
+    const meta = this.writeMeta();
+    this.sealed = meta;
+    if (this.count === 0) return undefined;
+    this.flush();
+    return { ...meta, blobId: INLINE_BLOB_ID_PLACEHOLDER, compressedSize: this.pos, tocSize: 0, tocDigest: ZERO_DIGEST };
+  }
+
+  /**
+   * Inline-meta blobs, step 2: appends the layer bootstrap (zstd-compressed when that
+   * shrinks it) and the ToC, closes the file and renames it to `<blobDir>/<sha256 hex>`:
+   * such a blob is named by the SHA-256 of all its bytes, which is also its OCI layer
+   * digest (spec nydus-image.md §2.2).
+   * @returns the layer digest and size, and the blob-table entry a merged bootstrap should
+   *   carry for it (real id, file size, ToC digest), absent when there are no chunks
+   */
+  async finishInline(bootstrap: Uint8Array, blobDir: string): Promise<InlineBlob> {
+    const fd = this.ensureOpen("finish the blob");
+    if (!this.sealed) throw new InvalidInputError("Cannot finish the blob: sealMeta() was not called");
+    const bootOffset = this.pos;
+    const zstd = codecByName("zstd");
+    const boot = compressChunk(zstd, bootstrap);
+    this.write(boot.stored);
+    this.write(encodeTarHeader(TOC_NAME_BOOTSTRAP, boot.stored.length));
+    this.toc.push({
+      flags: boot.compressed ? TOC_FLAG_COMPRESSION_ZSTD : TOC_FLAG_COMPRESSION_NONE,
+      name: TOC_NAME_BOOTSTRAP,
+      digest: hash("sha256", bootstrap),
+      compressedOffset: bootOffset,
+      compressedSize: boot.stored.length,
+      uncompressedSize: bootstrap.length,
+    });
+    const { tocSize, tocDigest } = this.writeToc();
+    this.close(fd);
+    const digest = this.blobHash.digest("hex");
+    await fsp.rename(this.path, path.join(blobDir, digest));
+    const info = this.count > 0 ? { ...this.sealed, blobId: digest, compressedSize: this.pos, tocSize, tocDigest } : undefined;
+    return { digest, size: this.pos, info };
   }
 
   /**

@@ -54,6 +54,12 @@ export interface BuildOptions {
   whiteoutSpec?: WhiteoutSpec;
   /** Called with the number of file bytes consumed, as they are. */
   onProgress?: (bytes: number) => void;
+  /**
+   * Write the Nydus image layer format (`--blob-inline-meta --features blob-toc`): the
+   * bootstrap is also stored inside the blob, and a blob file is written (named by the
+   * SHA-256 of all its bytes) even when the layer has no file data. @default false
+   */
+  inlineBootstrap?: boolean;
 }
 
 /** What {@link buildLayer} produced. */
@@ -62,8 +68,13 @@ export interface BuildResult {
   bootstrap: Uint8Array;
   /** The final blob table of the bootstrap. */
   blobs: BlobInfo[];
-  /** This layer's new blob, absent when every chunk already existed (or there was no data). */
+  /**
+   * This layer's new blob, absent when every chunk already existed (or there was no data).
+   * With `inlineBootstrap`: its entry for a merged bootstrap (real id = layer digest hex).
+   */
   blob?: BlobInfo;
+  /** With `inlineBootstrap`: the blob file (always written), its SHA-256 hex and size. */
+  layerBlob?: { digest: string; size: number };
   stats: ChunkStats;
 }
 
@@ -129,7 +140,8 @@ export async function buildLayer(source: BuildSource, options: BuildOptions): Pr
 
   await fs.promises.mkdir(options.blobDir, { recursive: true });
   const tmp = path.join(options.blobDir, `.tmp-blob-${process.pid}-${crypto.randomUUID()}`);
-  const writer = new BlobWriter({ path: tmp, compressor, digester, chunkSize, blobToc: options.blobToc, blobIndex: table.blobs.length });
+  const inline = options.inlineBootstrap ?? false;
+  const writer = new BlobWriter({ path: tmp, compressor, digester, chunkSize, blobToc: options.blobToc, inlineMeta: inline, blobIndex: table.blobs.length });
   try {
     const store = new ChunkStore(writer, digester, chunkSize, options.onProgress);
     store.addKnown(known);
@@ -144,7 +156,7 @@ export async function buildLayer(source: BuildSource, options: BuildOptions): Pr
       for (const f of dir.files) await store.addFile(f.inode, readFilePieces(f.hostPath, buffer), f.inode.size, f.path);
       layer = dir.root;
     }
-    const blob = await writer.finishInto(options.blobDir);
+    const blob = inline ? writer.sealMeta() : await writer.finishInto(options.blobDir);
     if (blob) {
       const idx = table.add(blob);
       if (idx !== writer.blobIndex) throw new InvalidInputError(`Cannot add blob ${blob.blobId}: it is already referenced by a lower layer`);
@@ -159,7 +171,9 @@ export async function buildLayer(source: BuildSource, options: BuildOptions): Pr
       explicitUidGid: options.explicitUidGid ?? true,
       prefetchPaths: options.prefetchPaths,
     });
-    return { bootstrap, blobs, blob, stats: store.stats };
+    if (!inline) return { bootstrap, blobs, blob, stats: store.stats };
+    const done = await writer.finishInline(bootstrap, options.blobDir);
+    return { bootstrap, blobs, blob: done.info, layerBlob: { digest: done.digest, size: done.size }, stats: store.stats };
   } catch (err) {
     await writer.abort();
     throw err;

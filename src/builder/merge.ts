@@ -4,6 +4,7 @@
  * OCI (or overlayfs) whiteout semantics; the blob table holds only referenced blobs,
  * in order of first reference in traversal order.
  */
+import { INLINE_BLOB_ID_PLACEHOLDER } from "../blob/writer.ts";
 import { InvalidInputError } from "../internal/errors.ts";
 import type { BlobInfo, RafsImage } from "../rafs/model.ts";
 import { writeBootstrapV6 } from "../rafs/v6_writer.ts";
@@ -18,6 +19,12 @@ export interface MergeOptions {
   prefetchPaths?: readonly string[];
   /** Whiteout convention of the layers. @default "oci" */
   whiteoutSpec?: WhiteoutSpec;
+  /**
+   * Per layer, the entry replacing the blob whose id is the inline-meta placeholder: a
+   * bootstrap embedded in its own blob cannot know that blob's id, so the caller supplies
+   * it (upstream names the layer bootstrap file after the layer digest for this).
+   */
+  layerBlobs?: readonly (BlobInfo | undefined)[];
 }
 
 export interface MergeResult {
@@ -41,7 +48,14 @@ export function mergeBootstraps(layers: readonly RafsImage[], options: MergeOpti
     if (sb.explicitUidGid !== first.explicitUidGid) throw differs("explicit uid/gid setting", sb.explicitUidGid, first.explicitUidGid);
   });
   const table = new BlobTable();
-  const trees = layers.map((l) => ({ name: ROOT_NAME, inode: treeFromRafs(l, { remapBlob: table.addAll(l.blobs) }) }));
+  const blobsOf = (l: RafsImage, i: number): readonly BlobInfo[] =>
+    l.blobs.map((b) => {
+      if (b.blobId !== INLINE_BLOB_ID_PLACEHOLDER) return b;
+      const real = options.layerBlobs?.[i];
+      if (!real) throw new InvalidInputError(`Cannot merge layer ${i}: it references its own inline-meta blob but no blob id was given for it`);
+      return real;
+    });
+  const trees = layers.map((l, i) => ({ name: ROOT_NAME, inode: treeFromRafs(l, { remapBlob: table.addAll(blobsOf(l, i)) }) }));
   const merged = mergeLayers(trees, { whiteoutSpec: options.whiteoutSpec });
   const blobs = compactBlobs(merged.inode, table.blobs, "first-reference");
   const top = layers[layers.length - 1]!.superBlock;
