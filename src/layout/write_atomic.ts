@@ -26,6 +26,14 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Writes all of `bytes` at the handle's current position (looping over short writes). */
+export async function writeAll(fh: fsp.FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done);
+    done += bytesWritten;
+  }
+}
+
 /**
  * Writes `pieces` to a temporary file beside `target`, fsyncs it and renames it to `target`.
  * If `pieces` throws (a verification error, an abort), the temporary file is removed and the
@@ -37,11 +45,11 @@ export async function writeFileAtomic(target: string, pieces: AsyncIterable<Uint
   let committed = false;
   try {
     if (pieces instanceof Uint8Array) {
-      await fh.writeFile(pieces);
+      await writeAll(fh, pieces);
     } else {
       for await (const piece of pieces) {
         options.signal?.throwIfAborted();
-        await fh.write(piece);
+        await writeAll(fh, piece);
       }
     }
     await fh.sync();
