@@ -1,0 +1,413 @@
+/**
+ * OCI/Docker image → Nydus image (nydus-image.md §2–§4): every source layer becomes one
+ * Nydus blob layer (built in a bounded pool, or reused from the layer cache), the layer
+ * bootstraps are merged into one bootstrap layer, the config gets the new diff ids, and
+ * manifests/indexes get the Nydus media types and annotations. Nothing is stored at the
+ * target here: the result lists what {@link pushImage} must store, in order.
+ */
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { buildLayer } from "../builder/build.ts";
+import { mergeBootstraps } from "../builder/merge.ts";
+import { readInlineBootstrap } from "../blob/reader.ts";
+import type { BuildCompressor } from "../compression/codec.ts";
+import type { DigesterName } from "../digest/hasher.ts";
+import { InvalidInputError } from "../internal/errors.ts";
+import { fileReaderAt } from "../io/reader_at.ts";
+import { Annotation, MediaType, isDockerMediaType, isIndexMediaType, isManifestMediaType, layerCompression } from "../oci/media_type.ts";
+import { formatPlatform, hostPlatform, platformMatches } from "../oci/platform.ts";
+import type { ImageSource } from "../oci/store.ts";
+import { jsonBytes, parseConfig, parseIndex, parseManifest, sniffMediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from "../oci/types.ts";
+import { describeBytes } from "../oci/verify.ts";
+import { DEFAULT_CHUNK_SIZE } from "../rafs/format.ts";
+import type { BlobInfo, RafsImage } from "../rafs/model.ts";
+import { openRafs } from "../rafs/open.ts";
+import { makeBootstrapLayer } from "./bootstrap_layer.ts";
+import { decompressLayer } from "./decompress.ts";
+import { prependEmptyLayer } from "./empty_layer.ts";
+import { LayerCache } from "./layer_cache.ts";
+import type { BlobProvider, ConvertResult, ConvertedLayerReport, ConvertedManifest, ProgressEvent } from "./types.ts";
+
+/** A chunk dictionary: a Nydus image whose chunks new blobs reference instead of storing. */
+export interface ChunkDict {
+  name: string;
+  image: RafsImage;
+  /** `sha256:` of the dictionary bootstrap (part of the layer cache key). */
+  bootstrapDigest: string;
+  /** The dictionary's blobs by blob id, for the ones the result references. */
+  blobs: ReadonlyMap<string, BlobProvider>;
+}
+
+export interface ConvertOptions {
+  /** Directory for built blobs (created if needed; the caller removes it after pushing). */
+  workDir: string;
+  /** @default "zstd" */
+  compressor?: BuildCompressor;
+  /** @default "blake3" */
+  digester?: DigesterName;
+  /** @default 0x100000 */
+  chunkSize?: number;
+  /** Docker media types become OCI ones (`--oci`). @default false */
+  oci?: boolean;
+  /** Platforms to convert from an index; "all" for every one. @default the host platform */
+  platforms?: readonly Platform[] | "all";
+  /** One index holding the original manifests and the Nydus ones (`--merge-platform`). @default false */
+  mergePlatform?: boolean;
+  chunkDict?: ChunkDict;
+  /** Absolute paths whose files go into the prefetch table. */
+  prefetchPatterns?: readonly string[];
+  /** Reuse (and record) converted layers. */
+  cache?: LayerCache;
+  /** Layers converted at once. @default 2 */
+  concurrency?: number;
+  /** Normalised source reference for the `nydus-source-reference` annotation. */
+  sourceReference?: string;
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+/** Version of the layer format this converter writes; part of the cache key. */
+const LAYER_FORMAT = "nydus-ts/inline-v6/1";
+
+const short = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12);
+
+/** Runs `fn` over `items` with at most `limit` in flight; rejects with the first error after all settle. */
+async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (next < items.length && !failure) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]!, i);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw failure.error;
+  return results;
+}
+
+/** One converted manifest with what the index step needs. */
+interface ManifestOutcome {
+  converted: ConvertedManifest;
+  sourceManifest: Manifest;
+  sourceConfig: ImageConfig;
+  /** The Nydus manifest's bytes. */
+  outBytes: Uint8Array;
+}
+
+interface BuiltLayer {
+  report: ConvertedLayerReport;
+  /** The Nydus blob file. */
+  file: string;
+  /** The layer's own bootstrap (from the build, or read back from the cached blob). */
+  bootstrap: Uint8Array;
+  blob?: BlobInfo;
+}
+
+/** One conversion run: shared state across the manifests of an index. */
+class Converter {
+  private readonly layers = new Map<string, Promise<BuiltLayer>>();
+  private readonly blobDir: string;
+  readonly result: ConvertResult = { root: undefined as unknown as Descriptor, documents: new Map(), blobs: [], configs: [], children: [], manifests: [] };
+  private readonly blobSeen = new Set<string>();
+
+  constructor(
+    private readonly source: ImageSource,
+    private readonly options: ConvertOptions,
+  ) {
+    this.blobDir = path.join(options.workDir, "blobs");
+  }
+
+  private get params() {
+    const o = this.options;
+    return {
+      format: LAYER_FORMAT,
+      compressor: o.compressor ?? "zstd",
+      digester: o.digester ?? "blake3",
+      chunkSize: o.chunkSize ?? DEFAULT_CHUNK_SIZE,
+      prefetch: o.prefetchPatterns ?? [],
+      chunkDict: o.chunkDict?.bootstrapDigest ?? null,
+    };
+  }
+
+  addBlob(p: BlobProvider): void {
+    if (this.blobSeen.has(p.desc.digest)) return;
+    this.blobSeen.add(p.desc.digest);
+    this.result.blobs.push(p);
+  }
+
+  addDocument(desc: Descriptor, bytes: Uint8Array, kind: "config" | "child"): void {
+    if (this.result.documents.has(desc.digest)) return;
+    this.result.documents.set(desc.digest, bytes);
+    (kind === "config" ? this.result.configs : this.result.children).push(desc);
+  }
+
+  /** Converts one source layer (memoized by digest: shared layers are built once). */
+  layer(desc: Descriptor): Promise<BuiltLayer> {
+    let p = this.layers.get(desc.digest);
+    if (!p) {
+      p = this.buildOne(desc);
+      this.layers.set(desc.digest, p);
+    }
+    return p;
+  }
+
+  private async buildOne(desc: Descriptor): Promise<BuiltLayer> {
+    const started = Date.now();
+    const o = this.options;
+    const compression = layerCompression(desc.mediaType);
+    if (!compression) {
+      if (desc.mediaType === MediaType.NydusBlob) throw new InvalidInputError(`Cannot convert ${this.source.name}: it is already a Nydus image (layer ${desc.digest})`);
+      throw new InvalidInputError(`Cannot convert layer ${desc.digest} of ${this.source.name}: media type "${desc.mediaType}" is not a tar layer`);
+    }
+    const key = LayerCache.key(desc.digest, this.params);
+    const cached = await o.cache?.get(key);
+    const id = short(desc.digest);
+    if (cached) {
+      const file = o.cache!.blobPath(cached.digest);
+      const reader = await fileReaderAt(file);
+      let bootstrap: Uint8Array;
+      try {
+        bootstrap = await readInlineBootstrap(reader, cached.digest);
+      } finally {
+        await reader.close();
+      }
+      o.onProgress?.({ phase: "convert", id, done: desc.size, total: desc.size, finished: true });
+      return {
+        report: { source: desc.digest, blob: `sha256:${cached.digest}`, size: cached.size, cached: true, chunks: cached.blob?.chunkCount ?? 0, dedupedChunks: 0, seconds: (Date.now() - started) / 1000 },
+        file,
+        bootstrap,
+        blob: cached.blob,
+      };
+    }
+    let pulled = 0;
+    const raw = await this.source.fetchBlob(desc, {
+      signal: o.signal,
+      onProgress: (n) => {
+        pulled += n;
+        o.onProgress?.({ phase: "convert", id, done: pulled, total: desc.size });
+      },
+    });
+    const r = await buildLayer(
+      { type: "tar", stream: decompressLayer(raw, compression, `layer ${desc.digest}`) },
+      {
+        blobDir: this.blobDir,
+        inlineBootstrap: true,
+        whiteoutSpec: "none", // whiteouts stay files in the layer; the merge applies them (§4.2)
+        compressor: o.compressor,
+        digester: o.digester,
+        chunkSize: o.chunkSize,
+        chunkDicts: o.chunkDict ? [o.chunkDict.image] : undefined,
+        prefetchPaths: o.prefetchPatterns,
+      },
+    );
+    const lb = r.layerBlob!;
+    const file = path.join(this.blobDir, lb.digest);
+    if (o.cache) await o.cache.put(key, file, { digest: lb.digest, size: lb.size, blob: r.blob });
+    o.onProgress?.({ phase: "convert", id, done: desc.size, total: desc.size, finished: true });
+    return {
+      report: { source: desc.digest, blob: `sha256:${lb.digest}`, size: lb.size, cached: false, chunks: r.stats.chunks, dedupedChunks: r.stats.dedupedChunks, seconds: (Date.now() - started) / 1000 },
+      file,
+      bootstrap: r.bootstrap,
+      blob: r.blob,
+    };
+  }
+
+  /** Converts one source manifest into a Nydus manifest. */
+  async manifest(desc: Descriptor, platformHint?: Platform): Promise<ManifestOutcome> {
+    const o = this.options;
+    const bytes = await this.source.fetchBytes(desc, { signal: o.signal });
+    const manifest = parseManifest(bytes, `manifest ${desc.digest} of ${this.source.name}`);
+    const last = manifest.layers.at(-1);
+    if (last?.annotations?.[Annotation.NydusBootstrap] === "true") {
+      throw new InvalidInputError(`Cannot convert ${this.source.name}: manifest ${desc.digest} is already a Nydus image`);
+    }
+    const configBytes = await this.source.fetchBytes(manifest.config, { signal: o.signal });
+    const config = parseConfig(configBytes, `config ${manifest.config.digest} of ${this.source.name}`);
+    if (config.rootfs.diff_ids.length !== manifest.layers.length) {
+      throw new InvalidInputError(`Cannot convert manifest ${desc.digest}: ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff ids in its config`);
+    }
+    const built = await pool(manifest.layers, o.concurrency ?? 2, (l) => this.layer(l));
+
+    // Merge the layer bootstraps, each layer's own blob named by its digest.
+    const merged = mergeBootstraps(
+      built.map((b) => openRafs(b.bootstrap)),
+      { layerBlobs: built.map((b) => b.blob), prefetchPaths: o.prefetchPatterns, whiteoutSpec: "oci" },
+    );
+    const boot = makeBootstrapLayer(merged.bootstrap);
+
+    const srcType = manifest.mediaType ?? desc.mediaType;
+    const docker = isDockerMediaType(srcType) && !o.oci;
+    const layers: Descriptor[] = [];
+    const diffIds: string[] = [];
+    for (const b of built) {
+      layers.push({ mediaType: MediaType.NydusBlob, digest: b.report.blob, size: b.report.size, annotations: { [Annotation.NydusBlob]: "true" } });
+      diffIds.push(b.report.blob);
+      this.addBlob({ desc: layers.at(-1)!, file: b.file, open: () => fs.createReadStream(b.file, { highWaterMark: 1 << 20 }) });
+    }
+    // Chunk-dictionary blobs the merged bootstrap references go after the layer blobs.
+    const ours = new Set(built.map((b) => b.report.blob.slice(7)));
+    const dictBlobs: string[] = [];
+    for (const info of merged.blobs) {
+      if (ours.has(info.blobId)) continue;
+      const p = o.chunkDict?.blobs.get(info.blobId);
+      if (!p) throw new InvalidInputError(`Cannot convert manifest ${desc.digest}: the merged bootstrap references blob ${info.blobId}, which is neither a layer nor in the chunk dictionary`);
+      const d: Descriptor = { mediaType: MediaType.NydusBlob, digest: p.desc.digest, size: p.desc.size, annotations: { [Annotation.NydusBlob]: "true" } };
+      layers.push(d);
+      diffIds.push(d.digest);
+      dictBlobs.push(info.blobId);
+      this.addBlob({ ...p, desc: d });
+    }
+    const bootDesc: Descriptor = {
+      mediaType: docker ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip,
+      digest: boot.digest,
+      size: boot.gzip.length,
+      annotations: { [Annotation.NydusBootstrap]: "true", [Annotation.NydusFsVersion]: "6" },
+    };
+    layers.push(bootDesc);
+    diffIds.push(boot.diffId);
+    this.addBlob({ desc: bootDesc, open: () => oneShot(boot.gzip) });
+
+    const nydusConfig: ImageConfig = {
+      ...config,
+      rootfs: { type: "layers", diff_ids: diffIds },
+      history: [...(config.history ?? []), { created_by: "Nydus Converter", comment: "Nydus Bootstrap Layer" }],
+    };
+    const configBytesOut = jsonBytes(nydusConfig);
+    const configMediaType = o.mergePlatform ? MediaType.NydusConfig : docker ? MediaType.DockerConfig : MediaType.OciConfig;
+    const configDesc = describeBytes(configMediaType, configBytesOut);
+    this.addDocument(configDesc, configBytesOut, "config");
+
+    const annotations: Record<string, string> = { [Annotation.NydusSourceDigest]: desc.digest, [Annotation.NydusFsVersion]: "6" };
+    if (o.sourceReference) annotations[Annotation.NydusSourceReference] = o.sourceReference;
+    const out: Manifest = {
+      schemaVersion: 2,
+      mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
+      config: configDesc,
+      layers,
+      annotations,
+    };
+    const outBytes = jsonBytes(out);
+    const outDesc = describeBytes(out.mediaType!, outBytes);
+    const platform = platformHint ?? configPlatform(config);
+    const converted: ConvertedManifest = {
+      platform,
+      source: desc,
+      desc: outDesc,
+      config: configDesc,
+      bootstrap: bootDesc,
+      layers: built.map((b) => b.report),
+      dictBlobs,
+    };
+    this.result.manifests.push(converted);
+    return { converted, sourceManifest: manifest, sourceConfig: config, outBytes };
+  }
+}
+
+function configPlatform(config: ImageConfig): Platform {
+  const p: Platform = { os: config.os, architecture: config.architecture };
+  if (config.variant) p.variant = config.variant;
+  return p;
+}
+
+async function* oneShot(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+/** A stream over a source blob, opened lazily (so it can be retried by re-calling). */
+function sourceBlob(source: ImageSource, desc: Descriptor, signal?: AbortSignal): BlobProvider {
+  return {
+    desc,
+    fromSource: true,
+    open: () =>
+      (async function* () {
+        yield* await source.fetchBlob(desc, { signal });
+      })(),
+  };
+}
+
+/**
+ * Converts the image `source` points at.
+ * @throws InvalidInputError for unsupported or inconsistent input (no matching platform,
+ *   already a Nydus image, non-tar layers); errors of the source (DigestMismatchError, RegistryError)
+ */
+export async function convertImage(source: ImageSource, options: ConvertOptions): Promise<ConvertResult> {
+  await fsp.mkdir(path.join(options.workDir, "blobs"), { recursive: true });
+  const c = new Converter(source, options);
+  const root = await source.resolve({ signal: options.signal });
+  const rootBytes = await source.fetchBytes(root, { signal: options.signal });
+  const rootType = isIndexMediaType(root.mediaType) || isManifestMediaType(root.mediaType) ? root.mediaType : sniffMediaType(rootBytes);
+
+  type Picked = { desc: Descriptor; platform?: Platform };
+  let picked: Picked[];
+  let sourceIndex: Index | undefined;
+  if (isIndexMediaType(rootType)) {
+    sourceIndex = parseIndex(rootBytes, `index ${root.digest} of ${source.name}`);
+    const entries = sourceIndex.manifests.filter((m) => isManifestMediaType(m.mediaType) && !m.artifactType && !(m.platform?.architecture === "unknown" && m.platform?.os === "unknown"));
+    const wanted = options.platforms ?? [hostPlatform()];
+    const matching = wanted === "all" ? entries : entries.filter((m) => wanted.some((w) => platformMatches(w, m.platform)));
+    if (matching.length === 0) {
+      const have = entries.map((m) => formatPlatform(m.platform)).join(", ") || "none";
+      const want = wanted === "all" ? "any" : wanted.map(formatPlatform).join(", ");
+      throw new InvalidInputError(`Cannot convert ${source.name}: no manifest for platform ${want} (the index has ${have})`);
+    }
+    picked = matching.map((m) => ({ desc: m, platform: m.platform }));
+  } else if (isManifestMediaType(rootType)) {
+    picked = [{ desc: { ...root, mediaType: rootType! } }];
+  } else {
+    throw new InvalidInputError(`Cannot convert ${source.name}: its root document has media type "${rootType ?? "unknown"}", expected a manifest or an index`);
+  }
+
+  const converted: ManifestOutcome[] = [];
+  for (const p of picked) converted.push(await c.manifest(p.desc, p.platform));
+
+  // Manifest bytes: recompute from the descriptors kept in documents.
+  const nydusEntries: Descriptor[] = [];
+  for (const m of converted) {
+    c.addDocument(m.converted.desc, m.outBytes, "child");
+    nydusEntries.push({ ...m.converted.desc, ...(m.converted.platform ? { platform: m.converted.platform } : {}) });
+  }
+
+  if (options.mergePlatform) {
+    // OCI entries first (each re-issued with an empty layer in front), Nydus entries after (§3.2).
+    const ociEntries: Descriptor[] = [];
+    for (const m of converted) {
+      const src = m.converted.source;
+      const re = prependEmptyLayer(m.sourceManifest, src, m.sourceConfig);
+      for (const l of m.sourceManifest.layers) c.addBlob(sourceBlob(source, l, options.signal));
+      c.addBlob({ desc: re.emptyLayer, open: () => oneShot(re.emptyLayerBytes) });
+      c.addDocument(re.config, re.configBytes, "config");
+      c.addDocument(re.manifest, re.manifestBytes, "child");
+      ociEntries.push({ ...re.manifest, annotations: { [Annotation.NydusSourceDigest]: src.digest }, platform: m.converted.platform });
+    }
+    const index = {
+      schemaVersion: 2,
+      manifests: [...ociEntries, ...nydusEntries.map((e) => ({ ...e, platform: e.platform ?? { architecture: "", os: "" }, artifactType: MediaType.NydusManifestArtifact }))],
+    };
+    const bytes = jsonBytes(index);
+    c.result.root = describeBytes(MediaType.OciIndex, bytes);
+    c.result.documents.set(c.result.root.digest, bytes);
+    return c.result;
+  }
+
+  if (!sourceIndex || nydusEntries.length === 1) {
+    // A single manifest stays a single manifest (§3.1).
+    const only = converted[0]!.converted.desc;
+    c.result.root = only;
+    c.result.children = c.result.children.filter((d) => d.digest !== only.digest);
+    return c.result;
+  }
+  const indexType = sourceIndex.mediaType === MediaType.DockerManifestList && !options.oci ? MediaType.DockerManifestList : MediaType.OciIndex;
+  const index: Index = { schemaVersion: 2, mediaType: indexType, manifests: nydusEntries };
+  if (sourceIndex.annotations) index.annotations = sourceIndex.annotations;
+  const bytes = jsonBytes(index);
+  c.result.root = describeBytes(indexType, bytes);
+  c.result.documents.set(c.result.root.digest, bytes);
+  return c.result;
+}
