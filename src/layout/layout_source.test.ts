@@ -5,6 +5,7 @@ import path from "node:path";
 import { DigestMismatchError, InvalidInputError, NotFoundError } from "../internal/errors.ts";
 import { MediaType } from "../oci/media_type.ts";
 import { parseIndex, parseManifest } from "../oci/types.ts";
+import { describeBytes } from "../oci/verify.ts";
 import { withTempDir } from "../../test/support/tmp.ts";
 import { imageBlobs, makeImage, makeIndex, readAll, tagged, writeHandLayout } from "./_testing.ts";
 import { layoutSource } from "./layout_source.ts";
@@ -143,5 +144,22 @@ test("missing blob: NotFoundError naming the path, at fetch time", async () => {
     await assert.rejects(src.fetchBlob(img.layers[0]!.desc), (err: unknown) => err instanceof NotFoundError && err.message.includes(file));
     await assert.rejects(src.fetchBytes(img.layers[0]!.desc), NotFoundError);
     await assert.rejects(src.fetchBytes({ ...img.layers[0]!.desc, digest: "sha256:../../etc/passwd" }), InvalidInputError);
+  });
+});
+
+test("a synthesized root is served by digest even before resolve()", async () => {
+  await withTempDir(async (dir) => {
+    const amd = makeImage([{ x: "amd64" }]);
+    const arm = makeImage([{ x: "arm64" }], { architecture: "arm64", os: "linux" });
+    const entries = [
+      { ...amd.manifest.desc, platform: { architecture: "amd64", os: "linux" } },
+      { ...arm.manifest.desc, platform: { architecture: "arm64", os: "linux" } },
+    ];
+    await writeHandLayout(dir, [...imageBlobs(amd), ...imageBlobs(arm)], entries);
+    const bytes = new Uint8Array(await fsp.readFile(path.join(dir, "index.json")));
+    const desc = { mediaType: MediaType.OciIndex, digest: describeBytes("", bytes).digest, size: bytes.length };
+    assert.deepEqual(await layoutSource(dir).fetchBytes(desc), bytes);
+    // A source that cannot resolve still serves ordinary blobs.
+    assert.deepEqual(await layoutSource(dir, { tag: "none" }).fetchBytes(amd.config.desc), amd.config.bytes);
   });
 });

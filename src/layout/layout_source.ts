@@ -82,8 +82,8 @@ export function layoutSource(dir: string, options: LayoutSourceOptions = {}): Im
 
   /** The synthesized document (index.json itself, or a merged index) when `desc` names it. */
   async function virtualDocument(desc: Descriptor): Promise<Uint8Array | undefined> {
-    if (selection === undefined) return undefined;
-    const s = await selection.catch(() => undefined);
+    // A layout whose name resolves to nothing can still serve blobs by digest: ignore the failure here.
+    const s = await selected().catch(() => undefined);
     return s?.document !== undefined && s.desc.digest === desc.digest ? s.document : undefined;
   }
 
