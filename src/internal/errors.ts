@@ -52,8 +52,8 @@ export class DigestMismatchError extends NydusError {
 /** A path, blob, or object that was asked for does not exist. */
 export class NotFoundError extends NydusError {
   readonly subject: string;
-  constructor(subject: string, detail = "not found") {
-    super("ERR_NYDUS_NOT_FOUND", `Cannot find ${subject}: ${detail}`);
+  constructor(subject: string, detail = "not found", options?: { cause?: unknown }) {
+    super("ERR_NYDUS_NOT_FOUND", `Cannot find ${subject}: ${detail}`, options);
     this.subject = subject;
   }
 }
