@@ -106,4 +106,48 @@ program
     await runExport(bootstrap, opts).catch((e) => reportError(e, opts));
   });
 
+const list = (value: string, previous: string[] = []) => [...previous, value];
+
+program
+  .command("convert")
+  .description("convert an OCI/Docker image (registry, OCI layout, archive or stdin) into a Nydus image and push it")
+  .requiredOption("--source <src>", "REF | docker://REF | oci:DIR[:TAG] | oci-archive:FILE[:TAG] | docker-archive:FILE[:NAME:TAG] | FILE | - (an OCI or Docker archive on stdin)")
+  .option("--target <dst>", "REF (registry) or oci:DIR[:TAG] (OCI layout)")
+  .option("--output <spec>", "BuildKit exporter syntax: type=nydus,name=REF[,registry.insecure=true][,oci-mediatypes=true][,merge-manifest=true] or type=nydus,dest=DIR")
+  .option("--source-insecure", "skip TLS verification for the source registry")
+  .option("--target-insecure", "skip TLS verification for the target registry (plain HTTP if it speaks only that)")
+  .option("--plain-http", "use plain HTTP for every registry")
+  .option("--ca <file>", "extra trusted CA certificate (PEM); repeatable", list)
+  .option("--creds <user:pass>", "registry credentials for source and target (default: ~/.docker/config.json)")
+  .option("--source-creds <user:pass>", "credentials for the source registry")
+  .option("--target-creds <user:pass>", "credentials for the target registry")
+  .option("--oci", "write OCI media types for a Docker source")
+  .option("--merge-platform", "one index holding the original manifests and the Nydus ones (marked with the Nydus artifactType)")
+  .option("--platform <list>", "platforms to convert from an index, e.g. linux/amd64,linux/arm64 (default: the host's)")
+  .option("--all-platforms", "convert every platform of an index")
+  .addOption(new Option("-c, --compressor <name>", "chunk compressor").choices(["none", "lz4_block", "zstd"]).default("zstd"))
+  .addOption(new Option("-d, --digester <name>", "chunk digest algorithm").choices(["blake3", "sha256"]).default("blake3"))
+  .addOption(new Option("--chunk-size, --fs-chunk-size <size>", "chunk size: power of two, 0x1000..0x1000000").argParser(parseSize).default(0x100000, "0x100000"))
+  .addOption(new Option("--fs-version <n>", "RAFS version to write").choices(["5", "6"]).default("6"))
+  .option("--chunk-dict <ref|file>", "reuse the chunks of a Nydus image (any --source form) or of a bootstrap file (blobs next to it)")
+  .option("--build-cache <dir>", "layer cache directory: layers converted before are reused, not rebuilt")
+  .option("--prefetch-patterns [file]", "absolute paths for the prefetch table, one per line, from FILE (or stdin)")
+  .option("--output-json <file>", "also write the JSON result to FILE")
+  .option("--work-dir <dir>", "directory for converted blobs before they are pushed (default: a temporary one, removed afterwards)")
+  .addOption(new Option("--concurrency <n>", "layers converted at once").argParser((v) => parseSize(v)).default(2))
+  .addOption(json())
+  .addHelpText(
+    "after",
+    `
+Examples:
+  nydus-ts convert --source oci:./layout:v1 --target oci:./nydus-layout:v1
+  nydus-ts convert --source localhost:5000/app:v1 --target localhost:5000/app:v1-nydus --plain-http
+  buildctl build ... --output type=oci,dest=- | nydus-ts convert --source - --output type=nydus,name=localhost:5000/app,registry.insecure=true
+  docker save app:v1 | nydus-ts convert --source - --target oci:./out:v1`,
+  )
+  .action(async (opts) => {
+    const { runConvert } = await import("./convert.ts");
+    await runConvert(opts).catch((e) => reportError(e, opts));
+  });
+
 await program.parseAsync(process.argv);

@@ -68,3 +68,34 @@ export function reportError(err: unknown, opts: OutputOptions): void {
   if (process.env.NYDUS_TS_DEBUG && err instanceof Error && err.stack) process.stderr.write(err.stack + "\n");
   process.exitCode = 1;
 }
+
+/** Per-unit progress bars (one per layer and phase); no-ops unless stderr is a TTY and JSON is off. */
+export interface MultiProgress {
+  update(event: { phase: string; id: string; done: number; total: number; finished?: boolean }): void;
+  stop(): void;
+}
+
+export function multiProgress(opts: OutputOptions): MultiProgress {
+  if (opts.json || !process.stderr.isTTY) return { update() {}, stop() {} };
+  const multi = new cliProgress.MultiBar(
+    { stream: process.stderr, format: "{phase} {id} [{bar}] {percentage}% {done_mb}/{total_mb} MiB", hideCursor: true, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const mb = (n: number) => (n / 1048576).toFixed(1);
+  return {
+    update(e) {
+      const key = `${e.phase}:${e.id}`;
+      let bar = bars.get(key);
+      const payload = { phase: e.phase.padEnd(7), id: e.id, done_mb: mb(e.done), total_mb: mb(e.total) };
+      if (!bar) {
+        bar = multi.create(Math.max(1, e.total), 0, payload);
+        bars.set(key, bar);
+      }
+      bar.update(Math.min(e.done, Math.max(1, e.total)), payload);
+    },
+    stop() {
+      multi.stop();
+    },
+  };
+}

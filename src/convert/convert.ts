@@ -50,6 +50,12 @@ export interface ConvertOptions {
   chunkSize?: number;
   /** Docker media types become OCI ones (`--oci`). @default false */
   oci?: boolean;
+  /**
+   * Media-type family of the output: "source" keeps the source's, "oci" converts Docker
+   * types to OCI (same as `oci: true`), "docker" writes Docker schema 2 manifests, configs
+   * and lists (BuildKit `oci-mediatypes=false`). @default "source" ("oci" when `oci` is set)
+   */
+  mediaTypes?: "source" | "oci" | "docker";
   /** Platforms to convert from an index; "all" for every one. @default the host platform */
   platforms?: readonly Platform[] | "all";
   /** One index holding the original manifests and the Nydus ones (`--merge-platform`). @default false */
@@ -242,8 +248,7 @@ class Converter {
     );
     const boot = makeBootstrapLayer(merged.bootstrap);
 
-    const srcType = manifest.mediaType ?? desc.mediaType;
-    const docker = isDockerMediaType(srcType) && !o.oci;
+    const docker = wantDocker(manifest.mediaType ?? desc.mediaType, o);
     const layers: Descriptor[] = [];
     const diffIds: string[] = [];
     for (const b of built) {
@@ -308,6 +313,13 @@ class Converter {
     this.result.manifests.push(converted);
     return { converted, sourceManifest: manifest, sourceConfig: config, outBytes };
   }
+}
+
+/** Whether output documents use Docker media types, given the source's type. */
+function wantDocker(sourceType: string | undefined, o: ConvertOptions): boolean {
+  const family = o.mediaTypes ?? (o.oci ? "oci" : "source");
+  if (family === "source") return isDockerMediaType(sourceType);
+  return family === "docker";
 }
 
 function configPlatform(config: ImageConfig): Platform {
@@ -403,7 +415,7 @@ export async function convertImage(source: ImageSource, options: ConvertOptions)
     c.result.children = c.result.children.filter((d) => d.digest !== only.digest);
     return c.result;
   }
-  const indexType = sourceIndex.mediaType === MediaType.DockerManifestList && !options.oci ? MediaType.DockerManifestList : MediaType.OciIndex;
+  const indexType = wantDocker(sourceIndex.mediaType ?? root.mediaType, options) ? MediaType.DockerManifestList : MediaType.OciIndex;
   const index: Index = { schemaVersion: 2, mediaType: indexType, manifests: nydusEntries };
   if (sourceIndex.annotations) index.annotations = sourceIndex.annotations;
   const bytes = jsonBytes(index);
