@@ -24,6 +24,8 @@ export interface RegistryOptions {
   auth?: "htpasswd" | "token";
   /** Serve HTTPS with a self-signed certificate for 127.0.0.1 / localhost. */
   tls?: boolean;
+  /** Token auth only: answer the token in this JSON field alone (default: both `token` and `access_token`). */
+  tokenField?: "token" | "access_token";
   /** Run as a pull-through cache of this upstream registry URL. */
   proxyRemoteUrl?: string;
 }
@@ -119,7 +121,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       await fs.writeFile(file, stdout);
       lines.push("auth:", "  htpasswd:", "    realm: basic-realm", `    path: ${yamlString(file)}`);
     } else if (options.auth === "token") {
-      tokenServer = await startTokenServer({ dir, username: username!, password: password! });
+      tokenServer = await startTokenServer({ dir, username: username!, password: password!, field: options.tokenField });
       lines.push("auth:", "  token:", `    realm: ${yamlString(tokenServer.realm)}`, `    service: ${yamlString(tokenServer.service)}`,
         `    issuer: ${yamlString(tokenServer.issuer)}`, `    rootcertbundle: ${yamlString(tokenServer.certFile)}`);
     }
