@@ -171,9 +171,19 @@ export class BlobUpload {
       } catch (err) {
         if (!isTemporary(err) || failures >= policy.retries || policy.signal?.aborted) throw err;
         await sleep(backoffMs(policy, failures, err), policy.signal);
-        const status = await transport.request({
-          method: "GET", url: location, scopes: this.#repo.scopes, expect: [204], action: this.#action, signal: this.#options.signal,
-        });
+        let status;
+        try {
+          status = await transport.request({
+            method: "GET", url: location, scopes: this.#repo.scopes, expect: [204], action: this.#action, signal: this.#options.signal,
+          });
+        } catch (statusErr) {
+          // A PATCH that landed but lost its answer leaves our session URL stale (its _state
+          // names the old offset): start over with a new session.
+          if (statusErr instanceof RegistryError && [400, 404, 416].includes(statusErr.status)) {
+            throw new RegistryError(`Cannot ${this.#action}: the upload session was lost (${statusErr.message})`, { status: statusErr.status, temporary: true, cause: statusErr });
+          }
+          throw statusErr;
+        }
         status.body.resume();
         offset = committed(status.headers.range);
         location = status.headers.location ? new URL(status.headers.location, status.url) : location;

@@ -6,8 +6,8 @@
  * - `429`: answers 429 with `Retry-After: 0` without forwarding;
  * - `reset`: destroys the client socket before forwarding anything;
  * - `truncate`: forwards, sends the response headers with the full Content-Length, then
- *   destroys the socket halfway through the body (or right after the headers when the body
- *   is empty, so the request landed but its answer was lost).
+ *   destroys the socket halfway through the body; when there is no body (HEAD, 201 of a PUT),
+ *   it destroys the socket instead of answering, so the request landed but its answer is lost.
  *
  * Bodies stream both ways (nothing is buffered). `Location` headers pointing at the target are
  * rewritten to the proxy.
@@ -67,20 +67,20 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent }, (up) => {
       const out: http.OutgoingHttpHeaders = { ...up.headers };
       if (typeof out.location === "string" && out.location.startsWith(target.origin)) out.location = self + out.location.slice(target.origin.length);
+      const total = Number(up.headers["content-length"] ?? 0);
+      const cut = fault === "truncate" && req.method !== "HEAD" ? Math.floor(total / 2) : 0;
+      if (fault === "truncate" && cut === 0) {
+        // Nothing to cut short: the request landed, but its answer is lost.
+        up.destroy();
+        res.socket?.destroy();
+        return;
+      }
       res.writeHead(up.statusCode ?? 502, out);
       if (fault !== "truncate") {
         up.pipe(res);
         return;
       }
-      const total = Number(up.headers["content-length"] ?? 0);
-      const cut = req.method === "HEAD" ? 0 : Math.floor(total / 2);
       let sent = 0;
-      if (cut === 0) {
-        res.flushHeaders();
-        up.destroy();
-        setImmediate(() => res.socket?.destroy());
-        return;
-      }
       up.on("data", (chunk: Buffer) => {
         if (sent >= cut) return;
         const n = Math.min(chunk.length, cut - sent);
