@@ -1,0 +1,111 @@
+/**
+ * Running peer tools (skopeo, umoci, buildah, ctr) and the nydus-ts CLI as child processes with a
+ * chosen environment and stdin — what the registry/peer end-to-end tests need beyond `runCli`.
+ *
+ * @example
+ * await skopeo(["copy", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${reg.host}/app:v1`]);
+ * const r = await runCliWith(["convert", "--source", "-", "--target", ...], { stdinFile: "image.tar" });
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { PROJECT_ROOT } from "./paths.ts";
+
+export interface ProcResult {
+  code: number;
+  /** Set when the process died of a signal. */
+  signal?: NodeJS.Signals;
+  stdout: string;
+  stderr: string;
+  /** Parsed stdout when it is JSON. */
+  json?: any;
+}
+
+export interface ProcOptions {
+  /** Added to (and overriding) the parent's environment. */
+  env?: Record<string, string | undefined>;
+  /** Bytes for stdin (default: empty). */
+  input?: Uint8Array;
+  /** A file streamed into stdin instead of `input`. */
+  stdinFile?: string;
+  cwd?: string;
+  /** Called once the child is running (e.g. to kill it later). */
+  onSpawn?: (child: ChildProcess) => void;
+  /** Kill (SIGKILL) after this many ms; the result then has signal "SIGKILL". Default 120 s. */
+  timeoutMs?: number;
+}
+
+/** Runs `cmd ARGS…`; never throws on a non-zero exit (check `code`). */
+export function runProc(cmd: string, args: readonly string[], options: ProcOptions = {}): Promise<ProcResult> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, ...options.env };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env, cwd: options.cwd });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    child.stderr!.on("data", (d: Buffer) => err.push(d));
+    // EPIPE when the child exits before reading all of stdin (e.g. it failed early): its exit code tells.
+    child.stdin!.on("error", () => undefined);
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString("utf8");
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        // Not JSON output; `json` stays undefined.
+      }
+      resolve({ code: code ?? -1, signal: signal ?? undefined, stdout, stderr: Buffer.concat(err).toString("utf8"), json });
+    });
+    if (options.stdinFile) fs.createReadStream(options.stdinFile).on("error", (e) => child.stdin!.destroy(e)).pipe(child.stdin!);
+    else child.stdin!.end(options.input ?? "");
+    options.onSpawn?.(child);
+  });
+}
+
+/** Like runProc but throws with stderr when the exit code is not 0. */
+export async function procOk(cmd: string, args: readonly string[], options: ProcOptions = {}): Promise<ProcResult> {
+  const r = await runProc(cmd, args, options);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.code}${r.signal ? ` (${r.signal})` : ""}:\n${r.stderr}${r.stdout.slice(-2000)}`);
+  return r;
+}
+
+/** `nydus-ts ARGS…` (bin/nydus-ts.js) with an environment / stdin file; never throws on a non-zero exit. */
+export function runCliWith(args: readonly string[], options: ProcOptions = {}): Promise<ProcResult> {
+  return runProc(process.execPath, [path.join(PROJECT_ROOT, "bin", "nydus-ts.js"), ...args], options);
+}
+
+/** Like runCliWith but throws when the CLI exits non-zero. */
+export async function cliOkWith(args: readonly string[], options: ProcOptions = {}): Promise<ProcResult> {
+  const r = await runCliWith(args, options);
+  if (r.code !== 0) throw new Error(`nydus-ts ${args.join(" ")} exited ${r.code}${r.signal ? ` (${r.signal})` : ""}:\n${r.stderr}`);
+  return r;
+}
+
+/** `skopeo ARGS…`, throwing on failure. */
+export function skopeo(args: readonly string[], options: ProcOptions = {}): Promise<ProcResult> {
+  return procOk("skopeo", args, options);
+}
+
+/** Writes `DIR/config.json` with Docker `auths` (base64 `user:pass`) for each host; returns DIR (for DOCKER_CONFIG). */
+export async function writeDockerConfig(dir: string, auths: Record<string, { username: string; password: string }>): Promise<string> {
+  await fsp.mkdir(dir, { recursive: true });
+  const entries = Object.fromEntries(
+    Object.entries(auths).map(([host, c]) => [host, { auth: Buffer.from(`${c.username}:${c.password}`).toString("base64") }]),
+  );
+  await fsp.writeFile(path.join(dir, "config.json"), JSON.stringify({ auths: entries }, null, 2));
+  return dir;
+}
+
+/** The manifest of `docker://REF` as raw bytes plus its parsed JSON (`skopeo inspect --raw`). */
+export async function inspectRaw(ref: string, args: readonly string[] = ["--tls-verify=false"]): Promise<{ raw: string; json: any }> {
+  const r = await skopeo(["inspect", ...args, "--raw", `docker://${ref}`]);
+  return { raw: r.stdout, json: JSON.parse(r.stdout) };
+}
