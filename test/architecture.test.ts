@@ -28,7 +28,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   layout: ["internal", "oci", "io", "digest", "tar"],
   archive: ["internal", "oci", "io", "digest", "tar", "layout"],
   convert: ["internal", "oci", "builder", "rafs", "blob", "tar", "compression", "digest", "io", "local"],
-  export: ["internal", "oci", "reference", "remote", "layout", "archive", "convert"],
+  export: ["internal", "oci", "reference", "remote", "layout", "archive", "convert", "rafs"],
+  verify: ["internal", "oci", "convert", "local", "rafs", "blob", "builder", "tar", "digest", "io", "compression"],
   cli: ["*"],
 };
 

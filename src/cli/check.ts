@@ -1,9 +1,11 @@
+import { InvalidInputError } from "../internal/errors.ts";
 import { checkImage } from "../local/check.ts";
 import { openRafs } from "../rafs/open.ts";
 import { readInput } from "./files.ts";
 import { emit } from "./output.ts";
 
-export async function runCheck(bootstrap: string, flags: { blobDir?: string; json?: boolean }): Promise<void> {
+export async function runCheck(bootstrap: string | undefined, flags: { blobDir?: string; json?: boolean }): Promise<void> {
+  if (!bootstrap) throw new InvalidInputError("Cannot check: give a bootstrap file, or --target IMAGE");
   const image = openRafs(await readInput(bootstrap, "bootstrap"));
   const report = await checkImage(image, { blobDir: flags.blobDir });
   emit(flags, { ok: true, ...report }, () =>

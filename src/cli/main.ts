@@ -72,11 +72,25 @@ program
 
 program
   .command("check")
-  .description("validate a bootstrap and, with --blob-dir, every blob id and chunk digest")
-  .argument("<bootstrap>", "bootstrap file")
+  .description("validate a bootstrap (and with --blob-dir every blob and chunk), or with --target a whole Nydus image (nydusify check)")
+  .argument("[bootstrap]", "bootstrap file (local check)")
   .option("-D, --blob-dir <dir>", "directory holding the data blobs")
+  .option("--target <ref>", "Nydus image to check: REF, oci:DIR[:TAG] or an archive")
+  .option("--source <ref>", "the image it was converted from: compare configs and the files of both trees")
+  .option("--platform <os/arch>", "platform to check in an index (default: the host's)")
+  .option("--source-insecure", "skip TLS verification for the source registry")
+  .option("--target-insecure", "skip TLS verification for the target registry")
+  .option("--plain-http", "use plain HTTP for every registry")
+  .option("--ca <file>", "extra trusted CA certificate (PEM); repeatable", (v: string, p: string[] = []) => [...p, v])
+  .option("--creds <user:pass>", "registry credentials (default: ~/.docker/config.json)")
+  .option("--work-dir <dir>", "where blobs are downloaded (default: a temporary directory, removed afterwards)")
   .addOption(json())
-  .action(async (bootstrap: string, opts) => {
+  .action(async (bootstrap: string | undefined, opts) => {
+    if (opts.target) {
+      const { runImageCheck } = await import("./image_check.ts");
+      await runImageCheck(opts).catch((e) => reportError(e, opts));
+      return;
+    }
     const { runCheck } = await import("./check.ts");
     await runCheck(bootstrap, opts).catch((e) => reportError(e, opts));
   });
