@@ -26,3 +26,30 @@ test("README usage block runs as written", { skip: skipReason(haveErofsUtils(), 
     await removeTree(dir);
   }
 });
+
+test("README convert block runs as written (against a docker-registry on loopback)", async () => {
+  const { startRegistry } = await import("../support/registry.ts");
+  const readme = fs.readFileSync(path.join(PROJECT_ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Converting images"));
+  const block = /```bash\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(block && block.includes("/tmp/nc") && block.includes("localhost:5000"), "the convert block works in /tmp/nc against localhost:5000");
+  const dir = await makeTempDir({ prefix: "nydus-readme-convert-" });
+  const reg = await startRegistry();
+  try {
+    const script = block.replaceAll("/tmp/nc", path.join(dir, "nc")).replaceAll("localhost:5000", reg.host);
+    const out = execFileSync("bash", ["-e", "-c", script], { cwd: PROJECT_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    assert.match(out, /filesystem rule: \d+ entries .* equal to oci:examples\/oci-image:v1/);
+    const checkJson = JSON.parse(out.slice(out.indexOf("{\n"), out.indexOf("\n}\n") + 2));
+    assert.equal(checkJson.ok, true);
+    assert.ok(checkJson.compared.files > 0);
+    const fromDocker = JSON.parse(fs.readFileSync(path.join(dir, "nc", "from-docker", "index.json"), "utf8"));
+    assert.equal(fromDocker.manifests[0].mediaType, "application/vnd.oci.image.manifest.v1+json");
+    for (const tag of ["v1-nydus", "v1-merged", "built"]) {
+      const r = execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/demo:${tag}`], { encoding: "utf8" });
+      assert.ok(r.includes("nydus"), tag);
+    }
+  } finally {
+    await reg.stop();
+    await removeTree(dir);
+  }
+});
