@@ -7,6 +7,7 @@
  * const r = await runCliWith(["convert", "--source", "-", "--target", ...], { stdinFile: "image.tar" });
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
@@ -108,4 +109,42 @@ export async function writeDockerConfig(dir: string, auths: Record<string, { use
 export async function inspectRaw(ref: string, args: readonly string[] = ["--tls-verify=false"]): Promise<{ raw: string; json: any }> {
   const r = await skopeo(["inspect", ...args, "--raw", `docker://${ref}`]);
   return { raw: r.stdout, json: JSON.parse(r.stdout) };
+}
+
+const MANIFEST_ACCEPT = [
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+].join(", ");
+
+/**
+ * Copies one manifest (and its config and layers) of an anonymous plain-HTTP registry into an OCI
+ * layout tagged `tag`, with plain `fetch` — for Docker schema 2 Nydus manifests, which skopeo 1.9
+ * refuses ("unsupported docker v2s2 media type" for the Nydus blob layer type). Digests are checked.
+ */
+export async function fetchToLayout(registryUrl: string, repo: string, reference: string, dir: string, tag: string): Promise<{ digest: string; mediaType: string }> {
+  const get = async (p: string, accept?: string) => {
+    const res = await fetch(`${registryUrl}/v2/${repo}/${p}`, { headers: accept ? { accept } : {} });
+    if (!res.ok) throw new Error(`GET ${p}: HTTP ${res.status}`);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), type: res.headers.get("content-type") ?? "" };
+  };
+  const put = async (bytes: Uint8Array, expect?: string) => {
+    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    if (expect && digest !== expect) throw new Error(`blob ${expect}: got bytes of ${digest}`);
+    await fsp.mkdir(path.join(dir, "blobs", "sha256"), { recursive: true });
+    await fsp.writeFile(path.join(dir, "blobs", "sha256", digest.slice(7)), bytes);
+    return digest;
+  };
+  const m = await get(`manifests/${reference}`, MANIFEST_ACCEPT);
+  const digest = await put(m.bytes);
+  const manifest = JSON.parse(Buffer.from(m.bytes).toString("utf8"));
+  for (const d of [manifest.config, ...manifest.layers]) await put((await get(`blobs/${d.digest}`)).bytes, d.digest);
+  await fsp.writeFile(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const mediaType = manifest.mediaType ?? m.type;
+  await fsp.writeFile(path.join(dir, "index.json"), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType, digest, size: m.bytes.length, annotations: { "org.opencontainers.image.ref.name": tag } }],
+  }));
+  return { digest, mediaType };
 }
