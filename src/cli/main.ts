@@ -161,7 +161,8 @@ Examples:
   )
   .action(async (opts) => {
     const { runConvert } = await import("./convert.ts");
-    await runConvert(opts).catch((e) => reportError(e, opts));
+    // commander takes "--chunk-size, --fs-chunk-size" as short + long flag: both spellings land in `fsChunkSize`.
+    await runConvert({ ...opts, chunkSize: opts.fsChunkSize }).catch((e) => reportError(e, opts));
   });
 
 await program.parseAsync(process.argv);
