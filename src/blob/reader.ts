@@ -250,13 +250,7 @@ export class DataBlob {
     const { info, reader } = this;
     const S = this.struct;
     if (!hasFeature(info.features, BLOB_FEATURE_HAS_TOC)) throw new FormatError(S, "features", 0, "blob has no ToC (HAS_TOC not set)");
-    if (reader.size < TAR_HEADER_SIZE) throw new FormatError(S, "rafs.blob.toc", 0, "blob too small for a ToC");
-    const tarAt = reader.size - TAR_HEADER_SIZE;
-    const tar = decodeTarHeader(await reader.readAt(tarAt, TAR_HEADER_SIZE), tarAt);
-    if (tar.name !== TOC_NAME_BLOB_TOC) throw new FormatError("TarHeader", "name", tarAt, `expected "${TOC_NAME_BLOB_TOC}", found "${tar.name}"`);
-    if (tar.size > tarAt || tar.size % TOC_ENTRY_SIZE !== 0 || tar.size > 0x10000) {
-      throw new FormatError("TarHeader", "size", tarAt + 124, `invalid ToC size ${tar.size}`);
-    }
+    const { tar, tarAt } = await locateToc(reader, S);
     const size = tar.size + TAR_HEADER_SIZE;
     if (info.tocSize !== 0 && info.tocSize !== size) {
       throw new FormatError("TarHeader", "size", tarAt + 124, `ToC is ${size} bytes with its header, blob table says ${info.tocSize}`);
@@ -405,6 +399,18 @@ export async function writeCacheView(blob: DataBlob, destPath: string): Promise<
   }
 }
 
+/** The ToC's trailing tar header (the last 512 bytes), checked for name and size. */
+async function locateToc(reader: ReaderAt, struct: string): Promise<{ tar: { name: string; size: number }; tarAt: number }> {
+  if (reader.size < TAR_HEADER_SIZE) throw new FormatError(struct, "rafs.blob.toc", 0, "blob too small for a ToC");
+  const tarAt = reader.size - TAR_HEADER_SIZE;
+  const tar = decodeTarHeader(await reader.readAt(tarAt, TAR_HEADER_SIZE), tarAt);
+  if (tar.name !== TOC_NAME_BLOB_TOC) throw new FormatError("TarHeader", "name", tarAt, `expected "${TOC_NAME_BLOB_TOC}", found "${tar.name}"`);
+  if (tar.size > tarAt || tar.size % TOC_ENTRY_SIZE !== 0 || tar.size > 0x10000) {
+    throw new FormatError("TarHeader", "size", tarAt + 124, `invalid ToC size ${tar.size}`);
+  }
+  return { tar, tarAt };
+}
+
 /**
  * The layer bootstrap stored inside an inline-meta blob (the Nydus image layer format,
  * `image.boot` in the ToC; spec §4.1, §4.7), decompressed and checked against its ToC
@@ -413,14 +419,7 @@ export async function writeCacheView(blob: DataBlob, destPath: string): Promise<
  * @throws FormatError when there is no ToC or no `image.boot` entry; DigestMismatchError
  */
 export async function readInlineBootstrap(reader: ReaderAt, what: string): Promise<Uint8Array> {
-  const S = `Blob(${what})`;
-  if (reader.size < TAR_HEADER_SIZE) throw new FormatError(S, "rafs.blob.toc", 0, "blob too small for a ToC");
-  const tarAt = reader.size - TAR_HEADER_SIZE;
-  const tar = decodeTarHeader(await reader.readAt(tarAt, TAR_HEADER_SIZE), tarAt);
-  if (tar.name !== TOC_NAME_BLOB_TOC) throw new FormatError("TarHeader", "name", tarAt, `expected "${TOC_NAME_BLOB_TOC}", found "${tar.name}"`);
-  if (tar.size > tarAt || tar.size % TOC_ENTRY_SIZE !== 0 || tar.size > 0x10000) {
-    throw new FormatError("TarHeader", "size", tarAt + 124, `invalid ToC size ${tar.size}`);
-  }
+  const { tar, tarAt } = await locateToc(reader, `Blob(${what})`);
   const offset = tarAt - tar.size;
   const entries = decodeTocList(await reader.readAt(offset, tar.size), offset);
   const i = entries.findIndex((e) => e.name === TOC_NAME_BOOTSTRAP);
