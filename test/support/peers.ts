@@ -148,3 +148,20 @@ export async function fetchToLayout(registryUrl: string, repo: string, reference
   }));
   return { digest, mediaType };
 }
+
+/** GET a manifest or index of an anonymous plain-HTTP registry: raw bytes, digest, Content-Type and JSON. */
+export async function fetchManifest(registryUrl: string, repo: string, reference: string): Promise<{ raw: Uint8Array; digest: string; contentType: string; json: any } | undefined> {
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT } });
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new Error(`GET manifest ${repo}:${reference}: HTTP ${res.status}`);
+  const raw = new Uint8Array(await res.arrayBuffer());
+  return { raw, digest: `sha256:${createHash("sha256").update(raw).digest("hex")}`, contentType: res.headers.get("content-type") ?? "", json: JSON.parse(Buffer.from(raw).toString("utf8")) };
+}
+
+/** GET a blob of an anonymous plain-HTTP registry (undefined on 404). */
+export async function fetchBlob(registryUrl: string, repo: string, digest: string): Promise<Uint8Array | undefined> {
+  const res = await fetch(`${registryUrl}/v2/${repo}/blobs/${digest}`);
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new Error(`GET blob ${repo}@${digest}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
