@@ -164,7 +164,7 @@ describe("platforms", () => {
     const m = await manifestOf("multi", "arm64");
     assert.equal(m.json.mediaType, OCI.manifest);
     assert.deepEqual(r.json.manifests.map((x: any) => x.platform), [{ os: "linux", architecture: "arm64", variant: "v8" }]);
-    const cfg = await fetch(`${reg.url}/v2/multi/blobs/${m.json.config.digest}`).then((x) => x.json());
+    const cfg: any = await fetch(`${reg.url}/v2/multi/blobs/${m.json.config.digest}`).then((x) => x.json());
     assert.equal(cfg.architecture, "arm64");
   });
 
