@@ -23,8 +23,9 @@ export interface ConvertedLayerReport {
   size: number;
   /** Reused from the layer cache instead of built. */
   cached: boolean;
-  /** Chunks stored / deduplicated against a chunk dictionary. */
+  /** Chunks of the layer's file data, including those found elsewhere (a cached layer: the chunks its blob stores). */
   chunks: number;
+  /** Of those, chunks not stored because the chunk dictionary (or an earlier file) has them. */
   dedupedChunks: number;
   seconds: number;
 }
