@@ -15,12 +15,15 @@
  *   BENCH_CACHE=DIR         input cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/nydus-ts-bench)
  *   BENCH_NO_DEBOOTSTRAP=1  use the synthetic rootfs even when debootstrap would work
  *   BENCH_CPU_PROF=DIR      also run each tar create once more with --cpu-prof into DIR (not timed)
+ *   BENCH_CONVERT=0         skip the converter benchmark (bench/convert.ts: convert of a 3-layer OCI image vs the codec floor)
+ *   BENCH_CONVERT_RUNS=N    runs of the converter benchmark (default: BENCH_RUNS)
  */
 import { spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchConvert } from "./convert.ts";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = path.join(REPO, "bin", "nydus-ts.js");
@@ -331,6 +334,10 @@ try {
     inputs.push(`one ${BIG_MIB} MiB file (1/3 random, 2/3 text, no duplicate chunks), generated into the work dir`);
     benchBig(work);
   }
+  const convertMd =
+    process.env.BENCH_CONVERT === "0"
+      ? ""
+      : benchConvert({ repo: REPO, cli: CLI, cache: CACHE, work, runs: Number(process.env.BENCH_CONVERT_RUNS ?? RUNS), rootfs, measure, log });
 
   const md = [
     "# nydus-ts create benchmark",
@@ -344,6 +351,7 @@ try {
     "Targets:",
     ...verdicts(),
     "",
+    ...(convertMd ? [convertMd] : []),
     `Total bench time: ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
