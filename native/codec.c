@@ -131,6 +131,47 @@ static napi_value zstd_decompress(napi_env env, napi_callback_info info) {
   return buf;
 }
 
+/*
+ * compressInto(algorithm: 0 = zstd, 1 = lz4_block, input, output, level): number of bytes
+ * written to `output` — the same bytes as zstdCompress/lz4Compress, into a caller-owned
+ * buffer, so a builder reuses one output buffer instead of allocating one per chunk.
+ * `output` must hold the compress bound of `input` (RangeError otherwise).
+ */
+static napi_value compress_into(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t algorithm = 0, level = 3;
+  CHECK(napi_get_value_int32(env, argv[0], &algorithm));
+  if (argc > 3) CHECK(napi_get_value_int32(env, argv[3], &level));
+  uint8_t *in, *out;
+  size_t in_len, out_len;
+  if (!get_bytes(env, argv[1], &in, &in_len)) return NULL;
+  if (!get_bytes(env, argv[2], &out, &out_len)) return NULL;
+  size_t n;
+  if (algorithm == 1) {
+    if (in_len > LZ4_MAX_INPUT_SIZE || out_len < (size_t)LZ4_compressBound((int)in_len)) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "Cannot compress: output buffer smaller than the LZ4 bound");
+      return NULL;
+    }
+    int m = LZ4_compress_default((const char *)in, (char *)out, (int)in_len, (int)out_len);
+    if (m <= 0 && in_len > 0) { napi_throw_error(env, "ERR_NYDUS_LZ4", "Cannot compress LZ4 block"); return NULL; }
+    n = (size_t)(m > 0 ? m : 0);
+  } else {
+    if (out_len < ZSTD_compressBound(in_len)) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "Cannot compress: output buffer smaller than the zstd bound");
+      return NULL;
+    }
+    if (!tls_cctx) tls_cctx = ZSTD_createCCtx();
+    if (!tls_cctx) { napi_throw_error(env, "ERR_NYDUS_NATIVE", "Cannot compress: out of memory"); return NULL; }
+    n = ZSTD_compressCCtx(tls_cctx, out, out_len, in, in_len, level);
+    if (ZSTD_isError(n)) { napi_throw_error(env, "ERR_NYDUS_ZSTD", ZSTD_getErrorName(n)); return NULL; }
+  }
+  napi_value r;
+  CHECK(napi_create_double(env, (double)n, &r));
+  return r;
+}
+
 /* lz4Compress(input): Buffer — raw LZ4 block (no frame, no size prefix) */
 static napi_value lz4_compress(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -321,6 +362,7 @@ static napi_value init(napi_env env, napi_value exports) {
   crc_init();
   napi_property_descriptor props[] = {
       {"zstdCompress", NULL, zstd_compress, NULL, NULL, NULL, napi_default, NULL},
+      {"compressInto", NULL, compress_into, NULL, NULL, NULL, napi_default, NULL},
       {"zstdDecompress", NULL, zstd_decompress, NULL, NULL, NULL, napi_default, NULL},
       {"lz4Compress", NULL, lz4_compress, NULL, NULL, NULL, napi_default, NULL},
       {"lz4Decompress", NULL, lz4_decompress, NULL, NULL, NULL, napi_default, NULL},

@@ -19,7 +19,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { codecByName, compressChunk, type BuildCompressor, type Codec } from "../compression/codec.ts";
+import { codecByName, compressBound, compressChunk, type BuildCompressor, type Codec } from "../compression/codec.ts";
 import { createHasher, crc32c, hash, type DigesterName } from "../digest/hasher.ts";
 import { alignUp } from "../internal/bytes.ts";
 import { InvalidInputError } from "../internal/errors.ts";
@@ -144,6 +144,8 @@ export class BlobWriter {
   private readonly toc: TocEntry[] = [];
   /** Set by {@link sealMeta}. */
   private sealed: Omit<BlobInfo, "blobId" | "compressedSize" | "tocSize" | "tocDigest"> | undefined;
+  /** Reused compression output (see {@link compress}). */
+  private out: Uint8Array | undefined;
   /** Hashed bytes not yet written: file bytes [pos - staged, pos). */
   private staging: Uint8Array | undefined;
   private staged = 0;
@@ -233,6 +235,19 @@ export class BlobWriter {
   }
 
   /**
+   * Compresses a chunk with the keep-or-discard rule, into one reused output buffer when the
+   * codec can (no allocation per chunk: on a rootfs of 19,000 chunks that garbage cost more
+   * RSS and GC time than it saved). The result is valid until the next call.
+   */
+  private compress(plain: Uint8Array): { stored: Uint8Array; compressed: boolean } {
+    const into = this.codec.compressInto;
+    if (!into || this.codec.id === 0) return compressChunk(this.codec, plain);
+    this.out ??= new Uint8Array(compressBound(this.chunkSize));
+    const n = into(plain, this.out);
+    return n < plain.length ? { stored: this.out.subarray(0, n), compressed: true } : { stored: plain, compressed: false };
+  }
+
+  /**
    * Stores one chunk: digest, CRC-32C, compression with keep-or-discard, append.
    * @param plain the chunk's uncompressed bytes, 1..chunkSize long
    * @param digest the chunk's digest with this writer's digester, when the caller already has it
@@ -248,7 +263,7 @@ export class BlobWriter {
     if (digest !== undefined && digest.length !== 32) throw new RangeError(`Cannot add a chunk: digest has ${digest.length} bytes, expected 32`);
     digest ??= createHasher(this.digester).update(plain).digest();
     const crc32 = crc32c(plain);
-    const { stored, compressed } = compressChunk(this.codec, plain);
+    const { stored, compressed } = this.compress(plain);
     const info: ChunkInfo = {
       digest,
       blobIndex: this.blobIndex,

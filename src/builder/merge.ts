@@ -56,7 +56,8 @@ export function mergeBootstraps(layers: readonly RafsImage[], options: MergeOpti
       return real;
     });
   const trees = layers.map((l, i) => ({ name: ROOT_NAME, inode: treeFromRafs(l, { remapBlob: table.addAll(blobsOf(l, i)) }) }));
-  const merged = mergeLayers(trees, { whiteoutSpec: options.whiteoutSpec });
+  // The trees were just made from the bootstraps: the merge may change them in place.
+  const merged = mergeLayers(trees, { whiteoutSpec: options.whiteoutSpec, consumeInputs: true });
   const blobs = compactBlobs(merged.inode, table.blobs, "first-reference");
   const top = layers[layers.length - 1]!.superBlock;
   const bootstrap = writeBootstrapV6(merged.inode, {

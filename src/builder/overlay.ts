@@ -28,6 +28,12 @@ export type { WhiteoutSpec } from "../tar/whiteout.ts";
 export interface OverlayOptions {
   /** Whiteout convention of the upper layers. @default "oci" */
   whiteoutSpec?: WhiteoutSpec;
+  /**
+   * The caller hands over the lower tree (the first tree for {@link mergeLayers}): it is
+   * changed in place instead of copied first. Copying a 25,000-entry tree per layer cost a
+   * third of a merge. @default false
+   */
+  consumeInputs?: boolean;
 }
 
 /** What a tree entry means as a whiteout. */
@@ -82,7 +88,7 @@ function dirWithChildren(upper: TreeInode, children: TreeEntry[], dropOpaqueXatt
  */
 export function applyLayer(lower: TreeEntry, upper: TreeEntry, options: OverlayOptions = {}): TreeEntry {
   const spec = options.whiteoutSpec ?? "oci";
-  const result = cloneTree(lower);
+  const result = options.consumeInputs ? { name: lower.name, inode: lower.inode } : cloneTree(lower);
   const upperSeen = new Map<TreeInode, TreeInode>();
   if (upper.inode.kind !== "dir" || result.inode.kind !== "dir") {
     throw new TypeError("Cannot merge layers: both roots must be directories");
@@ -169,8 +175,8 @@ function mergeChildren(
  */
 export function mergeLayers(layers: readonly TreeEntry[], options: OverlayOptions = {}): TreeEntry {
   if (layers.length === 0) throw new RangeError("Cannot merge layers: no layers given");
-  let tree = cloneTree(layers[0]);
+  let tree = options.consumeInputs ? layers[0]! : cloneTree(layers[0]!);
   sortTree(tree);
-  for (const upper of layers.slice(1)) tree = applyLayer(tree, upper, options);
+  for (const upper of layers.slice(1)) tree = applyLayer(tree, upper, { ...options, consumeInputs: true });
   return tree;
 }

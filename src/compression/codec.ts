@@ -23,6 +23,11 @@ export interface Codec {
   /** RAFS algorithm id (spec §2.1). */
   readonly id: number;
   compress(plain: Uint8Array): Uint8Array;
+  /**
+   * The same bytes as {@link compress}, written into `out` (which must hold
+   * {@link compressBound} of the input); returns their count. zstd and lz4_block only.
+   */
+  compressInto?(plain: Uint8Array, out: Uint8Array): number;
   /** Decompresses to exactly `size` bytes or throws. */
   decompress(stored: Uint8Array, size: number): Uint8Array;
 }
@@ -40,6 +45,7 @@ const lz4: Codec = {
   name: "lz4_block",
   id: 1,
   compress: (p) => native.lz4Compress(p),
+  compressInto: (p, out) => native.compressInto(1, p, out, 0),
   decompress: (s, size) => native.lz4Decompress(s, size),
 };
 const gzip: Codec = {
@@ -56,6 +62,7 @@ const zstd: Codec = {
   name: "zstd",
   id: 3,
   compress: (p) => native.zstdCompress(p, 3),
+  compressInto: (p, out) => native.compressInto(0, p, out, 3),
   decompress: (s, size) => native.zstdDecompress(s, size),
 };
 
@@ -71,6 +78,14 @@ export function codecByName(name: string): Codec {
 /** Codec for a RAFS algorithm id, or undefined when the id is unknown. */
 export function codecById(id: number): Codec | undefined {
   return byId.get(id);
+}
+
+/**
+ * An output size that holds the zstd and LZ4 compress bounds of `size` input bytes
+ * (zstd: size + size/256 + up to 64 bytes; LZ4: size + size/255 + 16).
+ */
+export function compressBound(size: number): number {
+  return size + Math.ceil(size / 128) + 1024;
 }
 
 /**

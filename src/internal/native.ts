@@ -8,6 +8,8 @@ import path from "node:path";
 
 export interface NativeCodec {
   zstdCompress(input: Uint8Array, level: number): Uint8Array;
+  /** zstd (0) or lz4_block (1) into `output` (at least the compress bound); returns the byte count. */
+  compressInto(algorithm: 0 | 1, input: Uint8Array, output: Uint8Array, level: number): number;
   zstdDecompress(input: Uint8Array, size: number): Uint8Array;
   lz4Compress(input: Uint8Array): Uint8Array;
   lz4Decompress(input: Uint8Array, size: number): Uint8Array;

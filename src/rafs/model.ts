@@ -26,9 +26,25 @@ export const KIND_MODE: Record<FileKind, number> = {
 };
 /** Kind from st_mode, or undefined for an unknown type. */
 export function kindFromMode(mode: number): FileKind | undefined {
-  const t = mode & S_IFMT;
-  for (const [k, v] of Object.entries(KIND_MODE)) if (v === t) return k as FileKind;
-  return undefined;
+  // A switch, not a search of KIND_MODE: readers call this for every inode and dirent.
+  switch (mode & S_IFMT) {
+    case 0o140000:
+      return "sock";
+    case 0o120000:
+      return "symlink";
+    case 0o100000:
+      return "reg";
+    case 0o060000:
+      return "blk";
+    case 0o040000:
+      return "dir";
+    case 0o020000:
+      return "chr";
+    case 0o010000:
+      return "fifo";
+    default:
+      return undefined;
+  }
 }
 
 /** One chunk stored in a blob: a v6 chunk-table record / ci entry, or a v5 chunk record. */
