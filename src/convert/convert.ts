@@ -254,7 +254,7 @@ class Converter {
     for (const b of built) {
       layers.push({ mediaType: MediaType.NydusBlob, digest: b.report.blob, size: b.report.size, annotations: { [Annotation.NydusBlob]: "true" } });
       diffIds.push(b.report.blob);
-      this.addBlob({ desc: layers.at(-1)!, file: b.file, open: () => fs.createReadStream(b.file, { highWaterMark: 1 << 20 }) });
+      this.addBlob({ desc: layers.at(-1)!, file: b.file, built: !b.report.cached, open: () => fs.createReadStream(b.file, { highWaterMark: 1 << 20 }) });
     }
     // Chunk-dictionary blobs the merged bootstrap references go after the layer blobs.
     const ours = new Set(built.map((b) => b.report.blob.slice(7)));

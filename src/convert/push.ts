@@ -50,6 +50,7 @@ export async function pushImage(result: ConvertResult, sink: ImageSink, options:
         await sink.pushBlob(p.desc, p.open, {
           signal: options.signal,
           mountFrom: p.fromSource ? options.mountFrom : undefined,
+          builtFile: p.built ? p.file : undefined,
           onProgress: (n) => {
             sent += n;
             options.onProgress?.({ phase: "push", id, done: Math.min(sent, p.desc.size), total: p.desc.size });

@@ -12,6 +12,8 @@ export interface BlobProvider {
   fromSource?: boolean;
   /** A local file holding the bytes, when there is one. */
   file?: string;
+  /** Set when `file` was built in this run (its digest computed while writing it): sinks may link it. */
+  built?: boolean;
 }
 
 /** Per converted layer, for reports and `--json`. */

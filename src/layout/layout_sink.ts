@@ -1,6 +1,9 @@
 /**
  * An OCI image layout directory as an {@link ImageSink}.
  */
+import crypto from "node:crypto";
+import fsp from "node:fs/promises";
+import path from "node:path";
 import { InvalidInputError, NotFoundError } from "../internal/errors.ts";
 import { Annotation } from "../oci/media_type.ts";
 import type { FetchOptions, ImageSink, PushBlobOptions } from "../oci/store.ts";
@@ -9,7 +12,7 @@ import { verifyBytes } from "../oci/verify.ts";
 import { blobPath } from "./blob_path.ts";
 import { initLayout, readLayoutIndex, writeLayoutIndex } from "./layout_files.ts";
 import { readBlobBytes } from "./read_blob.ts";
-import { hasFileOfSize, writeBlobAtomic, writeFileAtomic } from "./write_atomic.ts";
+import { TEMP_PREFIX, hasFileOfSize, writeBlobAtomic, writeFileAtomic } from "./write_atomic.ts";
 
 /** Options of {@link layoutSink}. */
 export interface LayoutSinkOptions {
@@ -39,6 +42,37 @@ function indexEntry(desc: Descriptor, tag: string): Descriptor {
  * await sink.pushBlob(layerDesc, () => fs.createReadStream(layerFile));
  * await sink.pushManifest(manifestDesc, manifestBytes, { tag: "v1" });
  */
+/**
+ * Hard-links a blob the caller just built (its digest computed while it was written) into
+ * the layout: no copy, no second hash. False when it cannot (another file system, a size
+ * that does not match): the caller then copies and verifies as usual.
+ */
+async function linkBuiltFile(file: string, target: string, size: number): Promise<boolean> {
+  if (await hasFileOfSize(target, size)) return true;
+  const st = await fsp.stat(file).catch(() => undefined);
+  if (!st?.isFile() || st.size !== size) return false;
+  const temp = path.join(path.dirname(target), `${TEMP_PREFIX}${path.basename(target)}-${process.pid}-${crypto.randomUUID()}`);
+  try {
+    await fsp.link(file, temp);
+  } catch {
+    // EXDEV, EPERM, or no hard links on this file system: fall back to a verified copy.
+    return false;
+  }
+  try {
+    const fh = await fsp.open(temp, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(temp, target);
+    return true;
+  } catch (err) {
+    await fsp.rm(temp, { force: true });
+    throw err;
+  }
+}
+
 export function layoutSink(dir: string, options: LayoutSinkOptions = {}): ImageSink {
   const { tag } = options;
   const name = `oci:${dir}${tag !== undefined ? `:${tag}` : ""}`;
@@ -73,6 +107,7 @@ export function layoutSink(dir: string, options: LayoutSinkOptions = {}): ImageS
     async pushBlob(desc: Descriptor, open: () => AsyncIterable<Uint8Array>, pushOptions?: PushBlobOptions): Promise<void> {
       const target = blobPath(dir, desc.digest);
       await init();
+      if (pushOptions?.builtFile && (await linkBuiltFile(pushOptions.builtFile, target, desc.size))) return;
       await writeBlobAtomic(target, desc, open, `blob ${desc.digest} for ${name}`, { signal: pushOptions?.signal });
     },
     async pushManifest(desc: Descriptor, bytes: Uint8Array, pushOptions?: FetchOptions & { tag?: string }): Promise<void> {

@@ -42,6 +42,12 @@ export interface PushBlobOptions extends FetchOptions {
    * sink tries a cross-repository mount from it before uploading.
    */
   mountFrom?: string;
+  /**
+   * A local file holding exactly the blob's bytes, whose digest the caller computed while
+   * writing it (a blob it just built). A sink on the same file system may hard-link it
+   * instead of copying and re-hashing `open()`'s bytes.
+   */
+  builtFile?: string;
 }
 
 export interface ImageSink {
