@@ -10,7 +10,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { convertImage, pushImage, LayerCache } from "./index.ts";
 import { layoutSink, layoutSource } from "../layout/index.ts";
-import { DigestMismatchError, InvalidInputError } from "../internal/errors.ts";
+import { DigestMismatchError, InvalidInputError, UnsafePathError } from "../internal/errors.ts";
 import { layeredTextures, file, dir, random, text, type LayerSpec } from "../../test/textures/spec.ts";
 import { layoutRoot, readLayoutJson, writeSourceLayout } from "../../test/support/images.ts";
 import { checkNydusManifest, readNydusManifest, snapshotNydusManifest } from "../../test/support/nydus_image.ts";
@@ -210,6 +210,21 @@ describe("convert between OCI layouts", () => {
     const workDir = path.join(work, "bad-w");
     await assert.rejects(convertImage(layoutSource(src, { tag: "v1" }), { workDir }), (e: Error) => e instanceof DigestMismatchError || /gzip|digest/i.test(e.message));
     assert.deepEqual(await fsp.readdir(path.join(workDir, "blobs")), []);
+  });
+
+  test("a hostile layer (../ names) is refused with a typed error: no blob, no target", async () => {
+    const src = path.join(work, "hostile-src");
+    const dst = path.join(work, "hostile-dst");
+    await writeSourceLayout(src, "v1", [
+      { layers: [{ entries: [file("ok", text("fine\n"))] }, { entries: [dir("safe")], tarOnly: [{ name: "../escape.txt", type: "file", content: text("escaped!\n") }] }] },
+    ]);
+    const workDir = path.join(work, "hostile-w");
+    await assert.rejects(
+      (async () => pushImage(await convertImage(layoutSource(src, { tag: "v1" }), { workDir }), layoutSink(dst, { tag: "nydus" }), { tag: "nydus" }))(),
+      (e: Error) => e instanceof UnsafePathError && e.message.includes("../escape.txt"),
+    );
+    assert.equal(fs.existsSync(dst), false, "nothing was written to the target");
+    assert.deepEqual((await fsp.readdir(path.join(workDir, "blobs"))).filter((f) => f.startsWith(".tmp")), [], "no temporary blob left");
   });
 
   test("an image that is already Nydus is refused", async () => {
