@@ -86,6 +86,9 @@ describe("convert between OCI layouts", () => {
     const a = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w1") });
     const b = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w2") });
     assert.equal(a.root.digest, b.root.digest);
+    // Layers built on worker threads (the default) or on this thread give the same bytes.
+    const c = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w3"), workers: false });
+    assert.equal(c.root.digest, a.root.digest);
   });
 
   test("Docker media types are kept, or become OCI with `oci`", async () => {

@@ -25,6 +25,7 @@ import type { BlobInfo, RafsImage } from "../rafs/model.ts";
 import { openRafs } from "../rafs/open.ts";
 import { makeBootstrapLayer } from "./bootstrap_layer.ts";
 import { decompressLayer } from "./decompress.ts";
+import { buildLayerInWorker } from "./layer_runner.ts";
 import { prependEmptyLayer } from "./empty_layer.ts";
 import { LayerCache } from "./layer_cache.ts";
 import type { BlobProvider, ConvertResult, ConvertedLayerReport, ConvertedManifest, ProgressEvent } from "./types.ts";
@@ -33,6 +34,8 @@ import type { BlobProvider, ConvertResult, ConvertedLayerReport, ConvertedManife
 export interface ChunkDict {
   name: string;
   image: RafsImage;
+  /** The dictionary bootstrap's bytes (layer workers open their own copy). */
+  bootstrap: Uint8Array;
   /** `sha256:` of the dictionary bootstrap (part of the layer cache key). */
   bootstrapDigest: string;
   /** The dictionary's blobs by blob id, for the ones the result references. */
@@ -67,6 +70,11 @@ export interface ConvertOptions {
   cache?: LayerCache;
   /** Layers converted at once. @default 2 */
   concurrency?: number;
+  /**
+   * Build each layer on a worker thread, so that layers build on separate cores (the blobs
+   * are the same either way). @default true
+   */
+  workers?: boolean;
   /** Normalised source reference for the `nydus-source-reference` annotation. */
   sourceReference?: string;
   onProgress?: (event: ProgressEvent) => void;
@@ -200,19 +208,32 @@ class Converter {
         o.onProgress?.({ phase: "convert", id, done: pulled, total: desc.size });
       },
     });
-    const r = await buildLayer(
-      { type: "tar", stream: decompressLayer(raw, compression, `layer ${desc.digest}`) },
-      {
-        blobDir: this.blobDir,
-        inlineBootstrap: true,
-        whiteoutSpec: "none", // whiteouts stay files in the layer; the merge applies them (§4.2)
-        compressor: o.compressor,
-        digester: o.digester,
-        chunkSize: o.chunkSize,
-        chunkDicts: o.chunkDict ? [o.chunkDict.image] : undefined,
-        prefetchPaths: o.prefetchPatterns,
-      },
-    );
+    const what = `layer ${desc.digest}`;
+    const r =
+      (o.workers ?? true)
+        ? await buildLayerInWorker(raw, {
+            blobDir: this.blobDir,
+            compression,
+            what,
+            compressor: o.compressor,
+            digester: o.digester,
+            chunkSize: o.chunkSize,
+            chunkDict: o.chunkDict?.bootstrap,
+            prefetchPaths: o.prefetchPatterns,
+          })
+        : await buildLayer(
+            { type: "tar", stream: decompressLayer(raw, compression, what) },
+            {
+              blobDir: this.blobDir,
+              inlineBootstrap: true,
+              whiteoutSpec: "none", // whiteouts stay files in the layer; the merge applies them (§4.2)
+              compressor: o.compressor,
+              digester: o.digester,
+              chunkSize: o.chunkSize,
+              chunkDicts: o.chunkDict ? [o.chunkDict.image] : undefined,
+              prefetchPaths: o.prefetchPatterns,
+            },
+          );
     const lb = r.layerBlob!;
     const file = path.join(this.blobDir, lb.digest);
     if (o.cache) await o.cache.put(key, file, { digest: lb.digest, size: lb.size, blob: r.blob });

@@ -57,7 +57,7 @@ export async function loadChunkDict(text: string, platform: Platform, options: O
       blobs.set(b.blobId, { desc: { mediaType: MediaType.NydusBlob, digest: `sha256:${b.blobId}`, size: st.size }, file, open: () => fs.createReadStream(file, { highWaterMark: 1 << 20 }) });
     }
     const digest = `sha256:${crypto.createHash("sha256").update(bootstrap).digest("hex")}`;
-    return { dict: { name: text, image, bootstrapDigest: digest, blobs }, close: async () => {} };
+    return { dict: { name: text, image, bootstrap, bootstrapDigest: digest, blobs }, close: async () => {} };
   }
   const source = await openSource(parseSource(text), options);
   try {
@@ -82,7 +82,7 @@ export async function loadChunkDict(text: string, platform: Platform, options: O
       });
     }
     const digest = `sha256:${crypto.createHash("sha256").update(bootstrap).digest("hex")}`;
-    return { dict: { name: source.name, image, bootstrapDigest: digest, blobs }, close: async () => source.close?.() };
+    return { dict: { name: source.name, image, bootstrap, bootstrapDigest: digest, blobs }, close: async () => source.close?.() };
   } catch (err) {
     await source.close?.();
     throw err;
