@@ -83,7 +83,12 @@ describe("convert between OCI layouts", () => {
   test("the same input converts to the same digests (re-runs can skip what is stored)", async () => {
     const src = path.join(work, "det-src");
     await writeSourceLayout(src, "v1", [{ layers: [{ entries: [file("a", random(70_000, 1)), dir("d")] }] }]);
-    const a = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w1") });
+    const events: { id: string; done: number; total: number }[] = [];
+    const a = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w1"), onProgress: (e) => events.push(e) });
+    // Progress is a running count per layer: never past the total, never going back, ending at it.
+    assert.ok(events.length >= 2);
+    for (let i = 1; i < events.length; i++) assert.ok(events[i]!.done >= events[i - 1]!.done && events[i]!.done <= events[i]!.total);
+    assert.equal(events.at(-1)!.done, events.at(-1)!.total);
     const b = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w2") });
     assert.equal(a.root.digest, b.root.digest);
     // Layers built on worker threads (the default) or on this thread give the same bytes.

@@ -200,13 +200,9 @@ class Converter {
         blob: cached.blob,
       };
     }
-    let pulled = 0;
     const raw = await this.source.fetchBlob(desc, {
       signal: o.signal,
-      onProgress: (n) => {
-        pulled += n;
-        o.onProgress?.({ phase: "convert", id, done: pulled, total: desc.size });
-      },
+      onProgress: (pulled) => o.onProgress?.({ phase: "convert", id, done: pulled, total: desc.size }),
     });
     const what = `layer ${desc.digest}`;
     const r =

@@ -46,15 +46,11 @@ export async function pushImage(result: ConvertResult, sink: ImageSink, options:
           options.onProgress?.({ phase: "push", id, done: p.desc.size, total: p.desc.size, finished: true });
           continue;
         }
-        let sent = 0;
         await sink.pushBlob(p.desc, p.open, {
           signal: options.signal,
           mountFrom: p.fromSource ? options.mountFrom : undefined,
           builtFile: p.built ? p.file : undefined,
-          onProgress: (n) => {
-            sent += n;
-            options.onProgress?.({ phase: "push", id, done: Math.min(sent, p.desc.size), total: p.desc.size });
-          },
+          onProgress: (sent) => options.onProgress?.({ phase: "push", id, done: Math.min(sent, p.desc.size), total: p.desc.size }),
         });
         options.onProgress?.({ phase: "push", id, done: p.desc.size, total: p.desc.size, finished: true });
         report.pushed++;

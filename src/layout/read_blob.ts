@@ -77,8 +77,10 @@ export async function streamFileVerified(file: string, desc: Descriptor, what: s
   async function* pieces(): AsyncGenerator<Uint8Array> {
     const stream = fs.createReadStream(file, { highWaterMark: 1 << 20, signal });
     try {
+      let total = 0;
       for await (const piece of stream as AsyncIterable<Buffer>) {
-        onProgress?.(piece.length);
+        total += piece.length;
+        onProgress?.(total);
         yield piece;
       }
     } catch (err) {

@@ -8,8 +8,12 @@ import type { Descriptor } from "./types.ts";
 
 export interface FetchOptions {
   signal?: AbortSignal;
-  /** Called with the number of bytes received, as they arrive. */
-  onProgress?: (bytes: number) => void;
+  /**
+   * Called as bytes arrive (or leave, for pushes) with the total transferred so far for
+   * this blob: a running count, not an increment, so a restarted transfer can report
+   * where it stands.
+   */
+  onProgress?: (total: number) => void;
 }
 
 export interface ImageSource {
