@@ -6,13 +6,13 @@
  */
 import { INLINE_BLOB_ID_PLACEHOLDER } from "../blob/writer.ts";
 import { InvalidInputError } from "../internal/errors.ts";
-import type { BlobInfo, RafsImage } from "../rafs/model.ts";
+import type { BlobInfo, ChunkInfo, RafsImage, RafsSuperInfo, TreeEntry, TreeInode } from "../rafs/model.ts";
 import { writeBootstrapV6 } from "../rafs/v6_writer.ts";
 import type { WhiteoutSpec } from "../tar/whiteout.ts";
 import { BlobTable, compactBlobs } from "./blob_table.ts";
 import { treeFromRafs } from "./from_rafs.ts";
 import { mergeLayers } from "./overlay.ts";
-import { ROOT_NAME } from "./tree.ts";
+import { ROOT_NAME, walk } from "./tree.ts";
 
 export interface MergeOptions {
   /** Absolute paths for the prefetch table. */
@@ -33,10 +33,57 @@ export interface MergeResult {
 }
 
 /**
- * Merges decoded layer bootstraps, bottom layer first.
+ * One layer made ready for {@link mergePrepared}: its tree (chunk blob indexes still those
+ * of its own blob table) and that table. Preparing is most of a merge's reading, so a
+ * converter prepares each layer as soon as it is built, while later layers still build.
+ */
+export interface PreparedLayer {
+  readonly superBlock: RafsSuperInfo;
+  /** The layer's blob table, the inline-meta placeholder replaced by its real entry. */
+  readonly blobs: readonly BlobInfo[];
+  /** The layer's tree; {@link mergePrepared} consumes it. */
+  readonly tree: TreeEntry;
+}
+
+/**
+ * Prepares one layer bootstrap for a merge.
+ * @param ownBlob the entry replacing the blob whose id is the inline-meta placeholder (see
+ *   {@link MergeOptions.layerBlobs}); `what` names the layer in errors
+ */
+export function prepareLayer(image: RafsImage, ownBlob?: BlobInfo, what = "layer"): PreparedLayer {
+  const blobs = image.blobs.map((b) => {
+    if (b.blobId !== INLINE_BLOB_ID_PLACEHOLDER) return b;
+    if (!ownBlob) throw new InvalidInputError(`Cannot merge ${what}: it references its own inline-meta blob but no blob id was given for it`);
+    return ownBlob;
+  });
+  return { superBlock: image.superBlock, blobs, tree: { name: ROOT_NAME, inode: treeFromRafs(image) } };
+}
+
+/** Rewrites the chunk blob indexes of a prepared tree into the merged table's. */
+function remapTree(tree: TreeEntry, remap: (i: number) => number): void {
+  const done = new Map<ChunkInfo, ChunkInfo>();
+  const seen = new Set<TreeInode>();
+  for (const { entry } of walk(tree)) {
+    const inode = entry.inode;
+    if (inode.kind !== "reg" || !inode.chunks || seen.has(inode)) continue;
+    seen.add(inode); // hardlinks share the inode
+    inode.chunks = inode.chunks.map((fc) => {
+      let c = done.get(fc.chunk);
+      if (!c) {
+        const idx = remap(fc.chunk.blobIndex);
+        c = idx === fc.chunk.blobIndex ? fc.chunk : { ...fc.chunk, blobIndex: idx };
+        done.set(fc.chunk, c);
+      }
+      return c === fc.chunk ? fc : { chunk: c, fileOffset: fc.fileOffset };
+    });
+  }
+}
+
+/**
+ * Merges prepared layers, bottom layer first; consumes their trees.
  * @throws InvalidInputError when layers disagree on chunk size, digester or explicit uid/gid
  */
-export function mergeBootstraps(layers: readonly RafsImage[], options: MergeOptions = {}): MergeResult {
+export function mergePrepared(layers: readonly PreparedLayer[], options: Omit<MergeOptions, "layerBlobs"> = {}): MergeResult {
   if (layers.length === 0) throw new RangeError("Cannot merge: no bootstraps given");
   const first = layers[0]!.superBlock;
   layers.forEach((l, i) => {
@@ -48,16 +95,12 @@ export function mergeBootstraps(layers: readonly RafsImage[], options: MergeOpti
     if (sb.explicitUidGid !== first.explicitUidGid) throw differs("explicit uid/gid setting", sb.explicitUidGid, first.explicitUidGid);
   });
   const table = new BlobTable();
-  const blobsOf = (l: RafsImage, i: number): readonly BlobInfo[] =>
-    l.blobs.map((b) => {
-      if (b.blobId !== INLINE_BLOB_ID_PLACEHOLDER) return b;
-      const real = options.layerBlobs?.[i];
-      if (!real) throw new InvalidInputError(`Cannot merge layer ${i}: it references its own inline-meta blob but no blob id was given for it`);
-      return real;
-    });
-  const trees = layers.map((l, i) => ({ name: ROOT_NAME, inode: treeFromRafs(l, { remapBlob: table.addAll(blobsOf(l, i)) }) }));
-  // The trees were just made from the bootstraps: the merge may change them in place.
-  const merged = mergeLayers(trees, { whiteoutSpec: options.whiteoutSpec, consumeInputs: true });
+  for (const l of layers) remapTree(l.tree, table.addAll(l.blobs));
+  // The trees were made for this merge: it may change them in place.
+  const merged = mergeLayers(
+    layers.map((l) => l.tree),
+    { whiteoutSpec: options.whiteoutSpec, consumeInputs: true },
+  );
   const blobs = compactBlobs(merged.inode, table.blobs, "first-reference");
   const top = layers[layers.length - 1]!.superBlock;
   const bootstrap = writeBootstrapV6(merged.inode, {
@@ -69,4 +112,15 @@ export function mergeBootstraps(layers: readonly RafsImage[], options: MergeOpti
     prefetchPaths: options.prefetchPaths,
   });
   return { bootstrap, blobs };
+}
+
+/**
+ * Merges decoded layer bootstraps, bottom layer first.
+ * @throws InvalidInputError when layers disagree on chunk size, digester or explicit uid/gid
+ */
+export function mergeBootstraps(layers: readonly RafsImage[], options: MergeOptions = {}): MergeResult {
+  return mergePrepared(
+    layers.map((l, i) => prepareLayer(l, options.layerBlobs?.[i], `layer ${i}`)),
+    options,
+  );
 }

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { buildLayer } from "../builder/build.ts";
-import { mergeBootstraps } from "../builder/merge.ts";
+import { mergePrepared, prepareLayer } from "../builder/merge.ts";
 import { readInlineBootstrap } from "../blob/reader.ts";
 import type { BuildCompressor } from "../compression/codec.ts";
 import type { DigesterName } from "../digest/hasher.ts";
@@ -256,12 +256,16 @@ class Converter {
     if (config.rootfs.diff_ids.length !== manifest.layers.length) {
       throw new InvalidInputError(`Cannot convert manifest ${desc.digest}: ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff ids in its config`);
     }
-    const built = await pool(manifest.layers, o.concurrency ?? 2, (l) => this.layer(l));
-
-    // Merge the layer bootstraps, each layer's own blob named by its digest.
-    const merged = mergeBootstraps(
-      built.map((b) => openRafs(b.bootstrap)),
-      { layerBlobs: built.map((b) => b.blob), prefetchPaths: o.prefetchPatterns, whiteoutSpec: "oci" },
+    // Each layer's bootstrap is read into a tree as soon as the layer is built, while later
+    // layers still build on their workers; its own blob is named by its digest.
+    const done = await pool(manifest.layers, o.concurrency ?? 2, async (l, i) => {
+      const b = await this.layer(l);
+      return { built: b, prepared: prepareLayer(openRafs(b.bootstrap), b.blob, `layer ${i} (${l.digest})`) };
+    });
+    const built = done.map((d) => d.built);
+    const merged = mergePrepared(
+      done.map((d) => d.prepared),
+      { prefetchPaths: o.prefetchPatterns, whiteoutSpec: "oci" },
     );
     const boot = makeBootstrapLayer(merged.bootstrap);
 
