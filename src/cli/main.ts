@@ -9,7 +9,7 @@ import { reportError } from "./output.ts";
 const program = new Command();
 program
   .name("nydus-ts")
-  .description("Build, merge, inspect, check, unpack and export Nydus (RAFS v6) images.")
+  .description("Build, convert, check, inspect, unpack and export Nydus (RAFS v6) images: layers, whole OCI/Docker images, registries.")
   .version("0.1.0")
   .showHelpAfterError()
   .configureOutput({ outputError: (s, write) => write(s) })
