@@ -15,6 +15,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import { TAR_HEADER_SIZE, TOC_NAME_BLOB_TOC, decodeTarHeader } from "../blob/format.ts";
 import { readInlineBootstrap } from "../blob/reader.ts";
 import { buildTreeFromTar, walk } from "../builder/tree.ts";
 import { mergeLayers } from "../builder/overlay.ts";
@@ -22,7 +23,7 @@ import { extractBootstrap } from "../convert/bootstrap_layer.ts";
 import { decompressLayer } from "../convert/decompress.ts";
 import { EMPTY_TAR_DIFF_ID } from "../convert/empty_layer.ts";
 import { InvalidInputError } from "../internal/errors.ts";
-import { fileReaderAt } from "../io/reader_at.ts";
+import { fileReaderAt, type ReaderAt } from "../io/reader_at.ts";
 import { checkImage, type CheckReport } from "../local/check.ts";
 import { ChunkSource } from "../local/chunk_source.ts";
 import { Annotation, MediaType, NYDUS_OS_FEATURE, isIndexMediaType, layerCompression } from "../oci/media_type.ts";
@@ -150,6 +151,17 @@ async function download(source: ImageSource, desc: Descriptor, dir: string, opti
     out.destroy();
     await fsp.rm(tmp, { force: true });
     throw err;
+  }
+}
+
+/** Whether a blob ends with the tar header of a table of contents (`rafs.blob.toc`). */
+async function hasToc(reader: ReaderAt): Promise<boolean> {
+  if (reader.size < TAR_HEADER_SIZE) return false;
+  try {
+    return decodeTarHeader(await reader.readAt(reader.size - TAR_HEADER_SIZE, TAR_HEADER_SIZE)).name === TOC_NAME_BLOB_TOC;
+  } catch {
+    // Not a tar header at all: a blob without a ToC.
+    return false;
   }
 }
 
@@ -287,7 +299,9 @@ export async function checkNydusImage(target: ImageSource, options: ImageCheckOp
     const file = await download(target, l, blobDir, options);
     const reader = await fileReaderAt(file);
     try {
-      openRafs(await readInlineBootstrap(reader, l.digest)); // each blob layer carries a readable layer bootstrap
+      // A layer blob made by a converter carries its layer bootstrap, found through its ToC:
+      // it must read back and verify. (Chunk-dictionary blobs may be plain blobs without one.)
+      if (await hasToc(reader)) openRafs(await readInlineBootstrap(reader, l.digest));
     } finally {
       await reader.close();
     }
