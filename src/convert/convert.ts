@@ -8,7 +8,6 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { buildLayer } from "../builder/build.ts";
 import { mergePrepared, prepareLayer } from "../builder/merge.ts";
 import { readInlineBootstrap } from "../blob/reader.ts";
 import type { BuildCompressor } from "../compression/codec.ts";
@@ -24,8 +23,7 @@ import { DEFAULT_CHUNK_SIZE } from "../rafs/format.ts";
 import type { BlobInfo, RafsImage } from "../rafs/model.ts";
 import { openRafs } from "../rafs/open.ts";
 import { makeBootstrapLayer } from "./bootstrap_layer.ts";
-import { decompressLayer } from "./decompress.ts";
-import { buildLayerInWorker } from "./layer_runner.ts";
+import { buildLayerHere, buildLayerInWorker } from "./layer_runner.ts";
 import { prependEmptyLayer } from "./empty_layer.ts";
 import { LayerCache } from "./layer_cache.ts";
 import type { BlobProvider, ConvertResult, ConvertedLayerReport, ConvertedManifest, ProgressEvent } from "./types.ts";
@@ -204,32 +202,17 @@ class Converter {
       signal: o.signal,
       onProgress: (pulled) => o.onProgress?.({ phase: "convert", id, done: pulled, total: desc.size }),
     });
-    const what = `layer ${desc.digest}`;
-    const r =
-      (o.workers ?? true)
-        ? await buildLayerInWorker(raw, {
-            blobDir: this.blobDir,
-            compression,
-            what,
-            compressor: o.compressor,
-            digester: o.digester,
-            chunkSize: o.chunkSize,
-            chunkDict: o.chunkDict?.bootstrap,
-            prefetchPaths: o.prefetchPatterns,
-          })
-        : await buildLayer(
-            { type: "tar", stream: decompressLayer(raw, compression, what) },
-            {
-              blobDir: this.blobDir,
-              inlineBootstrap: true,
-              whiteoutSpec: "none", // whiteouts stay files in the layer; the merge applies them (§4.2)
-              compressor: o.compressor,
-              digester: o.digester,
-              chunkSize: o.chunkSize,
-              chunkDicts: o.chunkDict ? [o.chunkDict.image] : undefined,
-              prefetchPaths: o.prefetchPatterns,
-            },
-          );
+    const build = {
+      blobDir: this.blobDir,
+      compression,
+      what: `layer ${desc.digest}`,
+      compressor: o.compressor,
+      digester: o.digester,
+      chunkSize: o.chunkSize,
+      chunkDict: o.chunkDict?.bootstrap,
+      prefetchPaths: o.prefetchPatterns,
+    };
+    const r = (o.workers ?? true) ? await buildLayerInWorker(raw, build) : await buildLayerHere(raw, build);
     const lb = r.layerBlob!;
     const file = path.join(this.blobDir, lb.digest);
     if (o.cache) await o.cache.put(key, file, { digest: lb.digest, size: lb.size, blob: r.blob });

@@ -7,11 +7,12 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { BuildResult } from "../builder/build.ts";
+import { buildLayer, type BuildResult } from "../builder/build.ts";
 import type { BuildCompressor } from "../compression/codec.ts";
 import type { DigesterName } from "../digest/hasher.ts";
 import { DigestMismatchError, FormatError, InvalidInputError, NotFoundError, NydusError, UnsafePathError } from "../internal/errors.ts";
-import type { LayerCompression } from "./decompress.ts";
+import { openRafs } from "../rafs/open.ts";
+import { decompressLayer, type LayerCompression } from "./decompress.ts";
 
 export interface WorkerBuildOptions {
   blobDir: string;
@@ -24,6 +25,30 @@ export interface WorkerBuildOptions {
   prefetchPaths?: readonly string[];
   /** Bootstrap of the chunk dictionary (the worker opens it itself). */
   chunkDict?: Uint8Array;
+}
+
+/** What a layer build returns to the converter. */
+export type LayerBuild = Pick<BuildResult, "bootstrap" | "blob" | "layerBlob" | "stats">;
+
+/**
+ * Builds one Nydus layer blob on this thread: the layer format (inline bootstrap, ToC) with
+ * its whiteouts kept as files, for the merge to apply (nydus-image.md §4.2). Layer workers
+ * run this; so does the converter when told not to use workers.
+ */
+export function buildLayerHere(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<LayerBuild> {
+  return buildLayer(
+    { type: "tar", stream: decompressLayer(source, options.compression, options.what) },
+    {
+      blobDir: options.blobDir,
+      inlineBootstrap: true,
+      whiteoutSpec: "none",
+      compressor: options.compressor,
+      digester: options.digester,
+      chunkSize: options.chunkSize,
+      chunkDicts: options.chunkDict ? [openRafs(options.chunkDict)] : undefined,
+      prefetchPaths: options.prefetchPaths,
+    },
+  );
 }
 
 /** Source pieces sent ahead of the worker's reading: bounds memory to a few MiB. */
@@ -62,13 +87,13 @@ function startWorker(): Worker {
  * Builds the layer whose compressed bytes `source` yields (already verified while it
  * streams: its error, e.g. a digest mismatch, aborts the build and is rethrown).
  */
-export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<Pick<BuildResult, "bootstrap" | "blob" | "layerBlob" | "stats">> {
+export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<LayerBuild> {
   const worker = startWorker();
   let unacked = 0;
   let room: (() => void) | undefined;
   let sourceError: unknown;
-  const finished = new Promise<Pick<BuildResult, "bootstrap" | "blob" | "layerBlob" | "stats">>((resolve, reject) => {
-    worker.on("message", (m: { type: string; error?: Record<string, unknown> } & Pick<BuildResult, "bootstrap" | "blob" | "layerBlob" | "stats">) => {
+  const finished = new Promise<LayerBuild>((resolve, reject) => {
+    worker.on("message", (m: { type: string; error?: Record<string, unknown> } & LayerBuild) => {
       if (m.type === "ack") {
         unacked--;
         const r = room;

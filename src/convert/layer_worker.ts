@@ -5,11 +5,8 @@
  * `end`, `abort`; replies `ack`, `done` or `error`.
  */
 import { parentPort } from "node:worker_threads";
-import { buildLayer } from "../builder/build.ts";
 import { NydusError } from "../internal/errors.ts";
-import { openRafs } from "../rafs/open.ts";
-import { decompressLayer } from "./decompress.ts";
-import type { WorkerBuildOptions } from "./layer_runner.ts";
+import { buildLayerHere, type WorkerBuildOptions } from "./layer_runner.ts";
 
 type Incoming =
   | { type: "start"; options: WorkerBuildOptions }
@@ -46,19 +43,7 @@ function serializeError(err: unknown): Record<string, unknown> {
 
 async function run(options: WorkerBuildOptions): Promise<void> {
   try {
-    const r = await buildLayer(
-      { type: "tar", stream: decompressLayer(pieces(), options.compression, options.what) },
-      {
-        blobDir: options.blobDir,
-        inlineBootstrap: true,
-        whiteoutSpec: "none",
-        compressor: options.compressor,
-        digester: options.digester,
-        chunkSize: options.chunkSize,
-        chunkDicts: options.chunkDict ? [openRafs(options.chunkDict)] : undefined,
-        prefetchPaths: options.prefetchPaths,
-      },
-    );
+    const r = await buildLayerHere(pieces(), options);
     const bootstrap = new Uint8Array(r.bootstrap); // an own buffer, transferable
     port.postMessage({ type: "done", bootstrap, blob: r.blob, layerBlob: r.layerBlob, stats: r.stats }, [bootstrap.buffer]);
   } catch (err) {
