@@ -4,10 +4,10 @@
  */
 import crypto from "node:crypto";
 import zlib from "node:zlib";
-import { Readable } from "node:stream";
 import { InvalidInputError } from "../internal/errors.ts";
 import { tarHeader, tarPadding, tarTrailer } from "../local/tar_writer.ts";
 import { BOOTSTRAP_PATH_IN_LAYER } from "../oci/media_type.ts";
+import { maybeGunzip } from "../tar/gzip.ts";
 import { readTar } from "../tar/reader.ts";
 
 export interface BootstrapLayer {
@@ -56,7 +56,7 @@ export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: s
       yield p;
     }
   }
-  const plain = gunzipIfNeeded(layer);
+  const plain = maybeGunzip(layer);
   let found: Uint8Array | undefined;
   for await (const entry of readTar(hashed(plain))) {
     const name = entry.path.replace(/^\.\//, "").replace(/^\/+/, "");
@@ -69,19 +69,4 @@ export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: s
   }
   if (!found) throw new InvalidInputError(`Cannot find "${BOOTSTRAP_PATH_IN_LAYER}" in ${what}: not a Nydus bootstrap layer`);
   return { bootstrap: found, diffId: `sha256:${hash.digest("hex")}` };
-}
-
-async function* gunzipIfNeeded(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const it = source[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) return;
-  const rest = (async function* () {
-    yield first.value;
-    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-  })();
-  if (first.value[0] === 0x1f && first.value[1] === 0x8b) {
-    yield* Readable.from(rest).pipe(zlib.createGunzip({ chunkSize: 1 << 20 }));
-  } else {
-    yield* rest;
-  }
 }
