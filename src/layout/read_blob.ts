@@ -6,7 +6,7 @@ import fsp from "node:fs/promises";
 import { DigestMismatchError, InvalidInputError, NotFoundError } from "../internal/errors.ts";
 import type { FetchOptions } from "../oci/store.ts";
 import type { Descriptor } from "../oci/types.ts";
-import { verifyBytes, verifyStream } from "../oci/verify.ts";
+import { verifyBytes, verifyStream, withProgress } from "../oci/verify.ts";
 import { blobPath } from "./blob_path.ts";
 
 /** Documents (manifests, indexes, configs) larger than this are refused by {@link readBlobBytes}. */
@@ -77,12 +77,7 @@ export async function streamFileVerified(file: string, desc: Descriptor, what: s
   async function* pieces(): AsyncGenerator<Uint8Array> {
     const stream = fs.createReadStream(file, { highWaterMark: 1 << 20, signal });
     try {
-      let total = 0;
-      for await (const piece of stream as AsyncIterable<Buffer>) {
-        total += piece.length;
-        onProgress?.(total);
-        yield piece;
-      }
+      yield* withProgress(stream as AsyncIterable<Buffer>, onProgress);
     } catch (err) {
       if (isMissing(err)) throw new NotFoundError(`${what} at "${file}"`, "no such file");
       throw err;

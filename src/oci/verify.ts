@@ -4,6 +4,7 @@
  */
 import crypto from "node:crypto";
 import { DigestMismatchError } from "../internal/errors.ts";
+import type { FetchOptions } from "./store.ts";
 import type { Descriptor } from "./types.ts";
 
 /**
@@ -49,4 +50,20 @@ export async function collect(source: AsyncIterable<Uint8Array>, limit: number, 
     parts.push(p);
   }
   return Buffer.concat(parts, n);
+}
+
+/**
+ * Passes `source` through, reporting the running byte count to `onProgress` (the
+ * {@link FetchOptions.onProgress} contract); `source` itself when there is no callback.
+ */
+export function withProgress(source: AsyncIterable<Uint8Array>, onProgress: ((total: number) => void) | undefined): AsyncIterable<Uint8Array> {
+  if (!onProgress) return source;
+  return (async function* () {
+    let total = 0;
+    for await (const piece of source) {
+      total += piece.length;
+      onProgress(total);
+      yield piece;
+    }
+  })();
 }

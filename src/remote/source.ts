@@ -14,7 +14,7 @@ import { DigestMismatchError } from "../internal/errors.ts";
 import { MANIFEST_ACCEPT, isIndexMediaType, isManifestMediaType } from "../oci/media_type.ts";
 import type { FetchOptions, ImageSource } from "../oci/store.ts";
 import { sniffMediaType, type Descriptor } from "../oci/types.ts";
-import { describeBytes, verifyBytes, verifyStream } from "../oci/verify.ts";
+import { describeBytes, verifyBytes, verifyStream, withProgress } from "../oci/verify.ts";
 import { formatReference, referenceTarget, type Reference } from "../reference/reference.ts";
 import { readBlob } from "./blob_reader.ts";
 import type { RegistryOptions } from "./options.ts";
@@ -102,23 +102,14 @@ export class RepositoryReader {
   }
 
   /** A blob stream, verified while it streams. */
-  blob(desc: Descriptor, options: FetchOptions = {}): AsyncGenerator<Uint8Array> {
+  blob(desc: Descriptor, options: FetchOptions = {}): AsyncIterable<Uint8Array> {
     const name = `${this.ref.registry}/${this.ref.repository}`;
     const raw = readBlob({
       transport: this.transport, path: this.#path("blobs", desc.digest), scopes: this.scopes, signal: options.signal,
       action: `get blob ${desc.digest} from ${name}`, notFound: `blob ${desc.digest} in ${name}`,
     });
     const verified = verifyStream(raw, desc, `blob ${desc.digest} from ${name}`);
-    if (!options.onProgress) return verified;
-    const onProgress = options.onProgress;
-    return (async function* () {
-      let n = 0;
-      for await (const p of verified) {
-        n += p.length;
-        onProgress(n);
-        yield p;
-      }
-    })();
+    return withProgress(verified, options.onProgress);
   }
 
   /** Whether the repository holds the blob (HEAD). */

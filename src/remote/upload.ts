@@ -7,7 +7,7 @@
  */
 import { RegistryError } from "../internal/errors.ts";
 import type { Descriptor } from "../oci/types.ts";
-import { verifyStream } from "../oci/verify.ts";
+import { verifyStream, withProgress } from "../oci/verify.ts";
 import { backoffMs, isTemporary, sleep } from "./retry.ts";
 import type { RepositoryReader } from "./source.ts";
 
@@ -103,19 +103,7 @@ export class BlobUpload {
   }
 
   async #monolithic(location: URL): Promise<void> {
-    const onProgress = this.#options.onProgress;
-    const open = () => {
-      const source = this.#verified();
-      if (!onProgress) return source;
-      return (async function* () {
-        let n = 0;
-        for await (const p of source) {
-          n += p.length;
-          onProgress(n);
-          yield p;
-        }
-      })();
-    };
+    const open = () => withProgress(this.#verified(), this.#options.onProgress);
     await this.#finish(location, open);
   }
 
