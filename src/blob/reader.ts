@@ -412,6 +412,20 @@ async function locateToc(reader: ReaderAt, struct: string): Promise<{ tar: { nam
 }
 
 /**
+ * Whether a blob ends with the tar header of a table of contents (`rafs.blob.toc`), as
+ * layer blobs of Nydus images do; plain blobs (and anything that is no blob) do not.
+ */
+export async function hasToc(reader: ReaderAt): Promise<boolean> {
+  if (reader.size < TAR_HEADER_SIZE) return false;
+  try {
+    return decodeTarHeader(await reader.readAt(reader.size - TAR_HEADER_SIZE, TAR_HEADER_SIZE), reader.size - TAR_HEADER_SIZE).name === TOC_NAME_BLOB_TOC;
+  } catch (err) {
+    if (err instanceof FormatError) return false; // not a tar header at all
+    throw err;
+  }
+}
+
+/**
  * The layer bootstrap stored inside an inline-meta blob (the Nydus image layer format,
  * `image.boot` in the ToC; spec §4.1, §4.7), decompressed and checked against its ToC
  * digest. Needs only the blob bytes: no blob-table entry.

@@ -15,15 +15,14 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { TAR_HEADER_SIZE, TOC_NAME_BLOB_TOC, decodeTarHeader } from "../blob/format.ts";
-import { readInlineBootstrap } from "../blob/reader.ts";
+import { hasToc, readInlineBootstrap } from "../blob/reader.ts";
 import { buildTreeFromTar, walk } from "../builder/tree.ts";
 import { mergeLayers } from "../builder/overlay.ts";
 import { extractBootstrap } from "../convert/bootstrap_layer.ts";
 import { decompressLayer } from "../convert/decompress.ts";
 import { EMPTY_TAR_DIFF_ID } from "../convert/empty_layer.ts";
 import { InvalidInputError } from "../internal/errors.ts";
-import { fileReaderAt, type ReaderAt } from "../io/reader_at.ts";
+import { fileReaderAt } from "../io/reader_at.ts";
 import { checkImage, type CheckReport } from "../local/check.ts";
 import { ChunkSource } from "../local/chunk_source.ts";
 import { Annotation, MediaType, NYDUS_OS_FEATURE, isIndexMediaType, layerCompression } from "../oci/media_type.ts";
@@ -151,17 +150,6 @@ async function download(source: ImageSource, desc: Descriptor, dir: string, opti
     out.destroy();
     await fsp.rm(tmp, { force: true });
     throw err;
-  }
-}
-
-/** Whether a blob ends with the tar header of a table of contents (`rafs.blob.toc`). */
-async function hasToc(reader: ReaderAt): Promise<boolean> {
-  if (reader.size < TAR_HEADER_SIZE) return false;
-  try {
-    return decodeTarHeader(await reader.readAt(reader.size - TAR_HEADER_SIZE, TAR_HEADER_SIZE)).name === TOC_NAME_BLOB_TOC;
-  } catch {
-    // Not a tar header at all: a blob without a ToC.
-    return false;
   }
 }
 
