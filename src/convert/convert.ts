@@ -126,7 +126,8 @@ interface BuiltLayer {
 class Converter {
   private readonly layers = new Map<string, Promise<BuiltLayer>>();
   private readonly blobDir: string;
-  readonly result: ConvertResult = { root: undefined as unknown as Descriptor, documents: new Map(), blobs: [], configs: [], children: [], manifests: [] };
+  /** Everything but the root, which the index step decides (see {@link withRoot}). */
+  readonly result: Omit<ConvertResult, "root"> = { documents: new Map(), blobs: [], configs: [], children: [], manifests: [] };
   private readonly blobSeen = new Set<string>();
 
   constructor(
@@ -146,6 +147,13 @@ class Converter {
       prefetch: o.prefetchPatterns ?? [],
       chunkDict: o.chunkDict?.bootstrapDigest ?? null,
     };
+  }
+
+  /** The result with an index document of these bytes as its root. */
+  withRoot(mediaType: string, bytes: Uint8Array): ConvertResult {
+    const root = describeBytes(mediaType, bytes);
+    this.result.documents.set(root.digest, bytes);
+    return { ...this.result, root };
   }
 
   addBlob(p: BlobProvider): void {
@@ -406,24 +414,16 @@ export async function convertImage(source: ImageSource, options: ConvertOptions)
       schemaVersion: 2,
       manifests: [...ociEntries, ...nydusEntries.map((e) => ({ ...e, platform: e.platform ?? { architecture: "", os: "" }, artifactType: MediaType.NydusManifestArtifact }))],
     };
-    const bytes = jsonBytes(index);
-    c.result.root = describeBytes(MediaType.OciIndex, bytes);
-    c.result.documents.set(c.result.root.digest, bytes);
-    return c.result;
+    return c.withRoot(MediaType.OciIndex, jsonBytes(index));
   }
 
   if (!sourceIndex || nydusEntries.length === 1) {
     // A single manifest stays a single manifest (§3.1).
     const only = converted[0]!.converted.desc;
-    c.result.root = only;
-    c.result.children = c.result.children.filter((d) => d.digest !== only.digest);
-    return c.result;
+    return { ...c.result, root: only, children: c.result.children.filter((d) => d.digest !== only.digest) };
   }
   const indexType = wantDocker(sourceIndex.mediaType ?? root.mediaType, options) ? MediaType.DockerManifestList : MediaType.OciIndex;
   const index: Index = { schemaVersion: 2, mediaType: indexType, manifests: nydusEntries };
   if (sourceIndex.annotations) index.annotations = sourceIndex.annotations;
-  const bytes = jsonBytes(index);
-  c.result.root = describeBytes(indexType, bytes);
-  c.result.documents.set(c.result.root.digest, bytes);
-  return c.result;
+  return c.withRoot(indexType, jsonBytes(index));
 }
