@@ -10,7 +10,7 @@ import path from "node:path";
 import type { BlobProvider, ChunkDict } from "../convert/index.ts";
 import { extractBootstrap } from "../convert/bootstrap_layer.ts";
 import { InvalidInputError } from "../internal/errors.ts";
-import { Annotation, MediaType, isIndexMediaType, NYDUS_OS_FEATURE } from "../oci/media_type.ts";
+import { Annotation, MediaType, isIndexMediaType, isNydusIndexEntry } from "../oci/media_type.ts";
 import { platformMatches } from "../oci/platform.ts";
 import type { ImageSource } from "../oci/store.ts";
 import { parseIndex, parseManifest, type Descriptor, type Platform } from "../oci/types.ts";
@@ -38,7 +38,7 @@ async function nydusManifest(source: ImageSource, platform: Platform, signal?: A
   if (!isIndexMediaType(root.mediaType)) return root;
   const index = parseIndex(await source.fetchBytes(root, { signal }), `index of ${source.name}`);
   const forPlatform = index.manifests.filter((m) => !m.platform || platformMatches(platform, m.platform));
-  const marked = forPlatform.find((m) => m.artifactType === MediaType.NydusManifestArtifact || m.platform?.["os.features"]?.includes(NYDUS_OS_FEATURE));
+  const marked = forPlatform.find(isNydusIndexEntry);
   const pick = marked ?? forPlatform[0];
   if (!pick) throw new InvalidInputError(`Cannot use chunk dictionary ${source.name}: it has no manifest for this platform`);
   return pick;

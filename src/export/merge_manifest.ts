@@ -5,7 +5,7 @@
  * is replaced, and the new Nydus entries are appended, marked with the Nydus artifactType.
  */
 import type { ConvertResult } from "../convert/types.ts";
-import { MediaType, NYDUS_OS_FEATURE, isIndexMediaType } from "../oci/media_type.ts";
+import { MediaType, isIndexMediaType, isNydusIndexEntry } from "../oci/media_type.ts";
 import { formatPlatform } from "../oci/platform.ts";
 import { jsonBytes, parseIndex, type Descriptor, type Index, type Platform } from "../oci/types.ts";
 import { describeBytes } from "../oci/verify.ts";
@@ -17,9 +17,6 @@ export interface MergeIntoOptions {
   existingPlatform?: Platform;
 }
 
-function isNydusEntry(d: Descriptor): boolean {
-  return d.artifactType === MediaType.NydusManifestArtifact || (d.platform?.["os.features"]?.includes(NYDUS_OS_FEATURE) ?? false);
-}
 
 /**
  * Returns `result` with its root replaced by the merged index; the previous root's
@@ -32,7 +29,7 @@ export function mergeIntoExisting(result: ConvertResult, existing: { desc: Descr
   if (existing) {
     if (isIndexMediaType(existing.desc.mediaType)) {
       const index: Index = parseIndex(existing.bytes, "the index the target already holds");
-      kept = index.manifests.filter((d) => !(isNydusEntry(d) && ourPlatforms.has(formatPlatform(d.platform))));
+      kept = index.manifests.filter((d) => !(isNydusIndexEntry(d) && ourPlatforms.has(formatPlatform(d.platform))));
     } else {
       kept = [{ mediaType: existing.desc.mediaType, digest: existing.desc.digest, size: existing.desc.size, platform: options.existingPlatform ?? { os: "linux", architecture: "amd64" } }];
     }

@@ -44,6 +44,14 @@ export const Annotation = {
 /** Legacy `platform.os.features` marker of a Nydus index entry (§1.2); accepted on read. */
 export const NYDUS_OS_FEATURE = "nydus.remoteimage.v1";
 
+/**
+ * Whether an index entry points at a Nydus manifest: the current marker (`artifactType`)
+ * or the legacy one (`platform.os.features`), both accepted as consumers accept them (§1.2).
+ */
+export function isNydusIndexEntry(entry: { artifactType?: string; platform?: { "os.features"?: string[] } }): boolean {
+  return entry.artifactType === MediaType.NydusManifestArtifact || (entry.platform?.["os.features"]?.includes(NYDUS_OS_FEATURE) ?? false);
+}
+
 /** Path of the merged bootstrap inside the bootstrap layer's tar (§2.3). */
 export const BOOTSTRAP_PATH_IN_LAYER = "image/image.boot";
 

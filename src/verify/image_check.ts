@@ -25,7 +25,7 @@ import { InvalidInputError } from "../internal/errors.ts";
 import { fileReaderAt } from "../io/reader_at.ts";
 import { checkImage, type CheckReport } from "../local/check.ts";
 import { ChunkSource } from "../local/chunk_source.ts";
-import { Annotation, MediaType, NYDUS_OS_FEATURE, isIndexMediaType, layerCompression } from "../oci/media_type.ts";
+import { Annotation, MediaType, isIndexMediaType, isNydusIndexEntry, layerCompression } from "../oci/media_type.ts";
 import { formatPlatform, hostPlatform, platformMatches } from "../oci/platform.ts";
 import type { ImageSource } from "../oci/store.ts";
 import { parseConfig, parseIndex, parseManifest, type Descriptor, type ImageConfig, type Manifest, type Platform } from "../oci/types.ts";
@@ -65,7 +65,6 @@ export class ImageCheckError extends InvalidInputError {
 }
 
 const isGzipLayerType = (mt: string) => mt === MediaType.OciLayerGzip || mt === MediaType.DockerLayerGzip;
-const isNydusEntry = (d: Descriptor) => d.artifactType === MediaType.NydusManifestArtifact || (d.platform?.["os.features"]?.includes(NYDUS_OS_FEATURE) ?? false);
 
 function isNydusManifest(m: Manifest): boolean {
   const last = m.layers.at(-1);
@@ -93,7 +92,7 @@ async function pickNydusManifest(target: ImageSource, platform: Platform, signal
   if (forPlatform.length === 0) {
     throw new ImageCheckError(target.name, [`no manifest for ${formatPlatform(platform)} (the index has ${index.manifests.map((m) => formatPlatform(m.platform)).join(", ")})`]);
   }
-  let nydus = forPlatform.find(isNydusEntry);
+  let nydus = forPlatform.find(isNydusIndexEntry);
   let manifest: Manifest | undefined;
   if (nydus) {
     manifest = parseManifest(await target.fetchBytes(nydus, { signal }), `manifest ${nydus.digest}`);
@@ -108,7 +107,7 @@ async function pickNydusManifest(target: ImageSource, platform: Platform, signal
     }
   }
   if (!nydus || !manifest) throw new ImageCheckError(target.name, [`no Nydus manifest for ${formatPlatform(platform)}`]);
-  const twin = forPlatform.find((d) => d !== nydus && !isNydusEntry(d));
+  const twin = forPlatform.find((d) => d !== nydus && !isNydusIndexEntry(d));
   return { desc: nydus, manifest, platform: nydus.platform, twin };
 }
 
@@ -306,7 +305,7 @@ export async function checkNydusImage(target: ImageSource, options: ImageCheckOp
     let desc = root;
     if (isIndexMediaType(root.mediaType)) {
       const index = parseIndex(await source.fetchBytes(root, { signal }), `index of ${source.name}`);
-      const entry = index.manifests.find((m) => !isNydusEntry(m) && platformMatches(platform, m.platform));
+      const entry = index.manifests.find((m) => !isNydusIndexEntry(m) && platformMatches(platform, m.platform));
       if (!entry) throw new ImageCheckError(source.name, [`no manifest for ${formatPlatform(platform)}`]);
       desc = entry;
     }
