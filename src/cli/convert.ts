@@ -12,7 +12,7 @@ import type { DigesterName } from "../digest/hasher.ts";
 import { convertImage, pushImage, LayerCache, type ConvertOptions, type ConvertResult } from "../convert/index.ts";
 import { loadChunkDict, mergeIntoExisting, openSink, openSource, parseBuildkitOutput, parseSource, parseTarget, probeScheme, targetName, targetTag, type TargetSpec } from "../export/index.ts";
 import { InvalidInputError } from "../internal/errors.ts";
-import { hostPlatform, parsePlatform } from "../oci/platform.ts";
+import { configPlatform, hostPlatform, parsePlatform } from "../oci/platform.ts";
 import { parseManifest, parseConfig, type Platform } from "../oci/types.ts";
 import { formatReference } from "../reference/reference.ts";
 import { readPathList, writeFileAtomic } from "./files.ts";
@@ -187,7 +187,7 @@ async function pushTo(t: Target, converted: ConvertResult, flags: ConvertFlags, 
       try {
         const m = parseManifest(existing.bytes);
         const cfg = parseConfig(await sink.fetchBytes(m.config, { signal }));
-        existingPlatform = { os: cfg.os, architecture: cfg.architecture, ...(cfg.variant ? { variant: cfg.variant } : {}) };
+        existingPlatform = configPlatform(cfg);
       } catch {
         // Not a manifest, or its config is not fetchable as a document: the default platform applies.
       }

@@ -15,7 +15,7 @@ import type { DigesterName } from "../digest/hasher.ts";
 import { InvalidInputError } from "../internal/errors.ts";
 import { fileReaderAt } from "../io/reader_at.ts";
 import { Annotation, MediaType, isDockerMediaType, isIndexMediaType, isManifestMediaType, layerCompression } from "../oci/media_type.ts";
-import { formatPlatform, hostPlatform, platformMatches } from "../oci/platform.ts";
+import { configPlatform, formatPlatform, hostPlatform, platformMatches } from "../oci/platform.ts";
 import type { ImageSource } from "../oci/store.ts";
 import { jsonBytes, parseConfig, parseIndex, parseManifest, sniffMediaType, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from "../oci/types.ts";
 import { describeBytes } from "../oci/verify.ts";
@@ -332,12 +332,6 @@ function wantDocker(sourceType: string | undefined, o: ConvertOptions): boolean 
   const family = o.mediaTypes ?? (o.oci ? "oci" : "source");
   if (family === "source") return isDockerMediaType(sourceType);
   return family === "docker";
-}
-
-function configPlatform(config: ImageConfig): Platform {
-  const p: Platform = { os: config.os, architecture: config.architecture };
-  if (config.variant) p.variant = config.variant;
-  return p;
 }
 
 async function* oneShot(bytes: Uint8Array): AsyncGenerator<Uint8Array> {

@@ -1,7 +1,7 @@
 /**
  * Platforms: `os/arch[/variant]` strings, matching, and the host default.
  */
-import type { Platform } from "./types.ts";
+import type { ImageConfig, Platform } from "./types.ts";
 
 /** Parses `linux/amd64`, `linux/arm64/v8`, `amd64` (os defaults to linux). */
 export function parsePlatform(text: string): Platform {
@@ -43,4 +43,11 @@ export function platformMatches(wanted: Platform, candidate: Platform | undefine
   if (!wanted.variant) return true;
   const norm = (v: string | undefined) => (candidate.architecture === "arm64" && (v === "v8" || !v) ? "v8" : v);
   return norm(wanted.variant) === norm(candidate.variant);
+}
+
+/** The platform an image config declares (os, architecture, variant). */
+export function configPlatform(config: Pick<ImageConfig, "os" | "architecture" | "variant">): Platform {
+  const p: Platform = { os: config.os, architecture: config.architecture };
+  if (config.variant) p.variant = config.variant;
+  return p;
 }
