@@ -30,6 +30,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   convert: ["internal", "oci", "builder", "rafs", "blob", "tar", "compression", "digest", "io", "local"],
   export: ["internal", "oci", "reference", "remote", "layout", "archive", "convert", "rafs"],
   verify: ["internal", "oci", "convert", "local", "rafs", "blob", "builder", "tar", "digest", "io", "compression"],
+  storage: ["internal", "rafs", "blob", "compression", "digest", "io", "oci", "reference", "remote", "layout", "convert/bootstrap_layer.ts"],
+  fs: ["internal", "rafs", "storage", "io"],
   cli: ["*"],
 };
 
