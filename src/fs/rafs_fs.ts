@@ -10,7 +10,7 @@
  * Errors are returned, not thrown: every operation answers either its result or a **negative
  * errno** (`-ENOENT`…), as the FUSE reply header wants it.
  */
-import type { FileKind, RafsImage, RafsInode } from "../rafs/model.ts";
+import type { FileKind, RafsDirEntry, RafsImage, RafsInode } from "../rafs/model.ts";
 
 /** Verified file data of regular files (satisfied by src/storage's lazy reader and by {@link fileReaderFromChunks}). */
 export interface FileDataReader {
@@ -126,6 +126,8 @@ export class RafsFs {
   private readonly names = new Map<number, string>();
   private readonly dirs = new Map<number, DirHandle>();
   private readonly files = new Map<number, RafsInode>();
+  /** Recently listed directories (lookups in a big directory would decode it again each time). */
+  private readonly dirCache = new Map<number, RafsDirEntry[]>();
   private nextFh = 1;
   private readonly log: (line: string) => void;
 
@@ -196,7 +198,7 @@ export class RafsFs {
     }
     let entries;
     try {
-      entries = this.image.readdir(dir);
+      entries = this.entriesOf(parent, dir);
     } catch (e) {
       this.log(`nydus-ts fs: cannot read directory "${this.pathOf(parent)}": ${errText(e)}`);
       return -Errno.EIO;
@@ -228,6 +230,19 @@ export class RafsFs {
       }
     }
     return -Errno.ENOENT;
+  }
+
+  private entriesOf(nodeId: number, dir: RafsInode): RafsDirEntry[] {
+    let list = this.dirCache.get(nodeId);
+    if (list !== undefined) {
+      this.dirCache.delete(nodeId);
+      this.dirCache.set(nodeId, list);
+      return list;
+    }
+    list = this.image.readdir(dir);
+    if (this.dirCache.size >= 64) this.dirCache.delete(this.dirCache.keys().next().value as number);
+    this.dirCache.set(nodeId, list);
+    return list;
   }
 
   private remember(parent: number, nodeId: number, name: Uint8Array, kind: FileKind): void {
@@ -301,7 +316,7 @@ export class RafsFs {
     if (dir.kind !== "dir") return -Errno.ENOTDIR;
     let list;
     try {
-      list = this.image.readdir(dir);
+      list = this.entriesOf(nodeId, dir);
     } catch (e) {
       this.log(`nydus-ts fs: cannot read directory "${this.pathOf(nodeId)}": ${errText(e)}`);
       return -Errno.EIO;
