@@ -229,3 +229,57 @@ describe("FUSE mount of a RAFS image", { skip: reason }, () => {
     assert.equal(mounted(mnt), false);
   });
 });
+
+describe("FUSE mount with a corrupted chunk", { skip: reason }, () => {
+  let work: string;
+  let source: ChunkSource;
+  let mount: FuseMount | undefined;
+  let mnt: string;
+
+  after(async () => {
+    if (mount && mounted(mnt)) await mount.unmount({ lazy: true });
+    await source?.close();
+    if (work) await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  it("answers EIO for the bad file with one log line, serves the others, and ends on an external umount", async () => {
+    work = await fsp.mkdtemp(path.join(os.tmpdir(), "nydus-fuse-bad-"));
+    const spec = { entries: [file("good.bin", random(300_000, 1)), file("bad.bin", random(300_000, 2)), file("small.txt", random(100, 3))] };
+    const built = await buildTexture(spec, path.join(work, "img"), { input: "dir", chunkSize: 0x10000, compressor: "none" });
+    const bad = built.image.lookup("/bad.bin")!;
+    const victim = built.image.chunks(bad)[2].chunk;
+    source = new ChunkSource(built.image, { blobDir: built.blobDir });
+    const blob = source.blobPath(victim.blobIndex);
+    const fh = await fsp.open(blob, "r+");
+    const one = Buffer.alloc(1);
+    await fh.read(one, 0, 1, victim.compressedOffset + 10);
+    one[0] ^= 0xff;
+    await fh.write(one, 0, 1, victim.compressedOffset + 10);
+    await fh.close();
+
+    const logs: string[] = [];
+    const reader = fileReaderFromChunks(built.image, (c) => source.read(c));
+    mnt = path.join(work, "mnt");
+    await fsp.mkdir(mnt);
+    mount = await mountFuse(new RafsFs(built.image, reader, { log: (l) => logs.push(l) }), mnt, { log: (l) => logs.push(l) });
+
+    const cat = await run("cat", [path.join(mnt, "bad.bin")]);
+    assert.notEqual(cat.code, 0);
+    assert.match(cat.stderr, /Input\/output error/);
+    const good = await run("sha256sum", [path.join(mnt, "good.bin"), path.join(mnt, "small.txt")]);
+    const want = await run("sha256sum", [path.join(built.source, "good.bin"), path.join(built.source, "small.txt")]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.deepEqual(good.stdout.split("\n").map((l) => l.split(" ")[0]), want.stdout.split("\n").map((l) => l.split(" ")[0]));
+    // The bytes before the bad chunk still read (never wrong bytes, only EIO past it).
+    const head = await sh(`head -c 131072 '${mnt}/bad.bin' | cmp - '${built.source}/bad.bin' 2>&1`);
+    assert.match(head.stdout, /EOF on -/);
+    assert.ok(logs.length >= 1, "a log line");
+    assert.match(logs[0], /"\/bad\.bin".*EIO.*(DigestMismatch|verify)/i);
+    console.log(`# log: ${logs[0]}`);
+
+    const u = await run("umount", [mnt]);
+    assert.equal(u.code, 0, u.stderr);
+    await mount.closed;
+    assert.equal(mounted(mnt), false);
+  });
+});
