@@ -151,6 +151,11 @@ describe("FUSE mount of a RAFS image", { skip: reason }, () => {
     const a = await run("sha256sum", [path.join(mnt, "big/random.bin")]);
     const b = await run("sha256sum", [path.join(built.source, "big/random.bin")]);
     assert.equal(a.stdout.split(" ")[0], b.stdout.split(" ")[0]);
+    // O_DIRECT makes the kernel send READs of up to max_read (1 MiB) each.
+    const d = await sh(`dd if='${mnt}/big/random.bin' iflag=direct bs=1M 2>/tmp/nydus-fuse-dd.$$ | sha256sum; tail -n1 /tmp/nydus-fuse-dd.$$ >&2; rm -f /tmp/nydus-fuse-dd.$$`);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(d.stdout.split(" ")[0], b.stdout.split(" ")[0]);
+    console.log(`# dd iflag=direct: ${d.stderr.trim()}`);
   });
 
   it("matches the source per path: mode, owner, size, nlink, rdev, mtime", async () => {
