@@ -278,7 +278,7 @@ export async function mountFuse(rfs: RafsFs, mountpoint: string, options: MountF
   });
   worker.on("message", (m: unknown) => {
     if (m instanceof ArrayBuffer) {
-      void handle(new Uint8Array(m));
+      handle(new Uint8Array(m)).catch((e: Error) => log(`nydus-ts fuse: dropped a malformed request: ${e.message}`));
       return;
     }
     const msg = m as { type: string; code?: string; message?: string };
