@@ -9,7 +9,7 @@ import { reportError } from "./output.ts";
 const program = new Command();
 program
   .name("nydus-ts")
-  .description("Build, convert, check, inspect, unpack and export Nydus (RAFS v6) images: layers, whole OCI/Docker images, registries.")
+  .description("Build, convert, check, inspect, unpack and export Nydus (RAFS v6) images, and run them lazily: ls/cat/stat/cp without pulling, FUSE mount.")
   .version("0.1.0")
   .showHelpAfterError()
   .configureOutput({ outputError: (s, write) => write(s) })
@@ -160,9 +160,106 @@ Examples:
   docker save app:v1 | nydus-ts convert --source - --target oci:./out:v1`,
   )
   .action(async (opts) => {
+    // Layer workers load their modules while this thread loads the converter's.
+    const { prewarmConvertWorkers } = await import("../convert/worker_pool.ts");
+    prewarmConvertWorkers(opts.concurrency);
     const { runConvert } = await import("./convert.ts");
     // commander takes "--chunk-size, --fs-chunk-size" as short + long flag: both spellings land in `fsChunkSize`.
     await runConvert({ ...opts, chunkSize: opts.fsChunkSize }).catch((e) => reportError(e, opts));
+  });
+
+/** Registry, cache and mirror flags of the lazy commands (ls, cat, stat, cp, mount). */
+function runtimeCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option("--plain-http", "use plain HTTP for the registry")
+    .option("--insecure", "skip TLS verification for the registry")
+    .option("--ca <file>", "extra trusted CA certificate (PEM); repeatable", list)
+    .option("--creds <user:pass>", "registry credentials (default: ~/.docker/config.json)")
+    .option("--platform <os/arch>", "platform to pick from an index (default: the host's)")
+    .option("--mirror <url>", "registry mirror tried before the origin, http(s)://HOST[:PORT]; repeatable, in order", list)
+    .option("--mirror-header <header>", "\"Name: value\" sent to every mirror (e.g. X-Dragonfly-Registry); repeatable", list)
+    .addOption(json());
+}
+const lazyIntro = "SOURCE is a registry REF or oci:DIR[:TAG] holding a Nydus image; only the bootstrap and the chunks read are fetched.";
+
+runtimeCommand("ls", "list a directory of a Nydus image like ls -l, without pulling it (a file lists itself)")
+  .argument("<source>", "REF | oci:DIR[:TAG]")
+  .argument("[path]", "absolute path in the image", "/")
+  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
+  .addHelpText("after", `\n${lazyIntro}\n\nExamples:\n  nydus-ts ls localhost:5000/app:v1-nydus /etc --plain-http\n  nydus-ts ls oci:./nydus-layout:v1 / --json`)
+  .action(async (source: string, p: string, opts) => {
+    const { runLs } = await import("./read.ts");
+    await runLs(source, p, opts).catch((e) => reportError(e, opts));
+  });
+
+runtimeCommand("cat", "write a file of a Nydus image to stdout (read in ≤ 1 MiB pieces, verified chunk by chunk)")
+  .argument("<source>", "REF | oci:DIR[:TAG]")
+  .argument("<path>", "absolute path in the image (symlinks are followed inside the image)")
+  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
+  .addHelpText("after", `\n${lazyIntro}\nWith --json the bytes are not printed; the JSON gives their size, SHA-256 and what was fetched.\n\nExamples:\n  nydus-ts cat localhost:5000/app:v1-nydus /etc/os-release --plain-http\n  nydus-ts cat localhost:5000/app:v1-nydus /bin/sh --plain-http --json`)
+  .action(async (source: string, p: string, opts) => {
+    const { runCat } = await import("./read.ts");
+    await runCat(source, p, opts).catch((e) => reportError(e, opts));
+  });
+
+runtimeCommand("stat", "show every attribute of a path in a Nydus image: inode, mode, links, owners, size, times, device numbers, xattr names")
+  .argument("<source>", "REF | oci:DIR[:TAG]")
+  .argument("<path>", "absolute path in the image (a final symlink is not followed)")
+  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
+  .addHelpText("after", `\n${lazyIntro}\n\nExamples:\n  nydus-ts stat localhost:5000/app:v1-nydus /etc/passwd --plain-http\n  nydus-ts stat oci:./nydus-layout:v1 /bin --json`)
+  .action(async (source: string, p: string, opts) => {
+    const { runStat } = await import("./read.ts");
+    await runStat(source, p, opts).catch((e) => reportError(e, opts));
+  });
+
+runtimeCommand("cp", "copy a file or a directory tree out of a Nydus image, without pulling the rest (never writes outside DEST)")
+  .argument("<source>", "REF | oci:DIR[:TAG]")
+  .argument("<path>", "absolute path in the image")
+  .argument("<dest>", "destination: a new name, or an existing directory to copy into")
+  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
+  .addHelpText("after", `\n${lazyIntro}\nDirectories, regular files and symlinks are copied with modes, times (and owners as root); device nodes,\nfifos and sockets are skipped and listed; hard links become separate copies.\n\nExamples:\n  nydus-ts cp localhost:5000/app:v1-nydus /etc/os-release ./os-release --plain-http\n  nydus-ts cp localhost:5000/app:v1-nydus /etc ./etc-copy --plain-http --json`)
+  .action(async (source: string, p: string, dest: string, opts) => {
+    const { runCp } = await import("./cp.ts");
+    await runCp(source, p, dest, opts).catch((e) => reportError(e, opts));
+  });
+
+runtimeCommand("mount", "mount a Nydus image read-only with FUSE, fetching chunks on demand (needs root and /dev/fuse)")
+  .argument("<source>", "REF | oci:DIR[:TAG]")
+  .argument("<mountpoint>", "existing directory")
+  .option("--cache-dir <dir>", "blob cache directory, kept across mounts (default: $XDG_CACHE_HOME/nydus-ts/cache or ~/.cache/nydus-ts/cache)")
+  .option("--prefetch", "fetch the files of the image's prefetch table in the background, behind on-demand reads")
+  .option("--prefetch-paths <p1,p2>", "prefetch these absolute paths (directories: their whole subtree) instead")
+  .option("--daemon", "run detached (output to a log file in the run dir); return once the mount serves")
+  .addHelpText("after", `\n${lazyIntro}\nServes until 'nydus-ts umount MOUNTPOINT', an external umount, or SIGINT/SIGTERM (which unmount cleanly),\nthen prints the metrics (JSON with --json). While mounted, 'nydus-ts stats MOUNTPOINT' shows them live; the state file\nlives in $NYDUS_TS_RUN_DIR, else /run/nydus-ts when writable, else <tmpdir>/nydus-ts-run.\n\nExamples:\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --daemon\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --prefetch --cache-dir /var/cache/nydus &\n  nydus-ts mount app.example.com/app:v1 /mnt/app --mirror http://127.0.0.1:65001 --mirror-header "X-Dragonfly-Registry: https://app.example.com" --daemon`)
+  .action(async (source: string, mountpoint: string, opts) => {
+    const { runMount } = await import("./mount.ts");
+    await runMount(source, mountpoint, opts).catch((e) => reportError(e, opts));
+  });
+
+program
+  .command("umount")
+  .description("unmount a nydus-ts mount and wait for its daemon to exit (prints its last metrics)")
+  .argument("<mountpoint>", "the mounted directory")
+  .option("-l, --lazy", "detach now even when busy (umount -l)")
+  .option("--timeout <seconds>", "how long to wait for the daemon to exit", "30")
+  .addOption(json())
+  .addHelpText("after", `\nA mount whose daemon was killed is detached lazily and its stale state file removed.\n\nExamples:\n  nydus-ts umount /mnt/app\n  nydus-ts umount /mnt/app --lazy --json`)
+  .action(async (mountpoint: string, opts) => {
+    const { runUmount } = await import("./mount_ctl.ts");
+    await runUmount(mountpoint, opts).catch((e) => reportError(e, opts));
+  });
+
+program
+  .command("stats")
+  .description("show the live metrics of a nydus-ts mount: bytes and requests fetched, cache hits and misses, verified chunks, per blob")
+  .argument("<mountpoint>", "the mounted directory")
+  .addOption(json())
+  .addHelpText("after", `\nExamples:\n  nydus-ts stats /mnt/app\n  nydus-ts stats /mnt/app --json`)
+  .action(async (mountpoint: string, opts) => {
+    const { runStats } = await import("./mount_ctl.ts");
+    await runStats(mountpoint, opts).catch((e) => reportError(e, opts));
   });
 
 await program.parseAsync(process.argv);
