@@ -8,7 +8,6 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { mergePrepared, prepareLayer } from "../builder/merge.ts";
 import { readInlineBootstrap } from "../blob/reader.ts";
 import type { BuildCompressor } from "../compression/codec.ts";
 import type { DigesterName } from "../digest/hasher.ts";
@@ -21,11 +20,11 @@ import { jsonBytes, parseConfig, parseIndex, parseManifest, sniffMediaType, type
 import { describeBytes } from "../oci/verify.ts";
 import { DEFAULT_CHUNK_SIZE } from "../rafs/format.ts";
 import type { BlobInfo, RafsImage } from "../rafs/model.ts";
-import { openRafs } from "../rafs/open.ts";
-import { makeBootstrapLayer } from "./bootstrap_layer.ts";
 import { buildLayerHere, buildLayerInWorker } from "./layer_runner.ts";
+import { mergeHere, mergeInWorker, type MergeOutcome } from "./merge_runner.ts";
 import { prependEmptyLayer } from "./empty_layer.ts";
 import { LayerCache } from "./layer_cache.ts";
+import { prewarmConvertWorkers } from "./worker_pool.ts";
 import type { BlobProvider, ConvertResult, ConvertedLayerReport, ConvertedManifest, ProgressEvent } from "./types.ts";
 
 /** A chunk dictionary: a Nydus image whose chunks new blobs reference instead of storing. */
@@ -248,17 +247,22 @@ class Converter {
       throw new InvalidInputError(`Cannot convert manifest ${desc.digest}: ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff ids in its config`);
     }
     // Each layer's bootstrap is read into a tree as soon as the layer is built, while later
-    // layers still build on their workers; its own blob is named by its digest.
-    const done = await pool(manifest.layers, o.concurrency ?? 2, async (l, i) => {
-      const b = await this.layer(l);
-      return { built: b, prepared: prepareLayer(openRafs(b.bootstrap), b.blob, `layer ${i} (${l.digest})`) };
-    });
-    const built = done.map((d) => d.built);
-    const merged = mergePrepared(
-      done.map((d) => d.prepared),
-      { prefetchPaths: o.prefetchPatterns, whiteoutSpec: "oci" },
-    );
-    const boot = makeBootstrapLayer(merged.bootstrap);
+    // layers still build (on the merge worker, so this thread keeps feeding the layer
+    // workers); its own blob is named by its digest.
+    const merger = (o.workers ?? true) ? mergeInWorker() : mergeHere();
+    let built: BuiltLayer[];
+    let merged: MergeOutcome;
+    try {
+      built = await pool(manifest.layers, o.concurrency ?? 2, async (l, i) => {
+        const b = await this.layer(l);
+        merger.add(i, b.bootstrap, b.blob, `layer ${i} (${l.digest})`);
+        return b;
+      });
+      merged = await merger.merge(built.length, { prefetchPaths: o.prefetchPatterns, whiteoutSpec: "oci" });
+    } finally {
+      await merger.close();
+    }
+    const boot = merged.layer;
 
     const docker = wantDocker(manifest.mediaType ?? desc.mediaType, o);
     const layers: Descriptor[] = [];
@@ -356,6 +360,7 @@ function sourceBlob(source: ImageSource, desc: Descriptor, signal?: AbortSignal)
  *   already a Nydus image, non-tar layers); errors of the source (DigestMismatchError, RegistryError)
  */
 export async function convertImage(source: ImageSource, options: ConvertOptions): Promise<ConvertResult> {
+  if (options.workers ?? true) prewarmConvertWorkers(options.concurrency ?? 2); // they load while the source resolves
   await fsp.mkdir(path.join(options.workDir, "blobs"), { recursive: true });
   const c = new Converter(source, options);
   const root = await source.resolve({ signal: options.signal });

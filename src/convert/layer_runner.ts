@@ -4,15 +4,13 @@
  * builds and writes the blob, and returns the layer bootstrap and blob entry. Each layer of
  * an image then builds on its own core, where in one thread they would take turns.
  */
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { buildLayer, type BuildResult } from "../builder/build.ts";
 import type { BuildCompressor } from "../compression/codec.ts";
 import type { DigesterName } from "../digest/hasher.ts";
-import { DigestMismatchError, FormatError, InvalidInputError, NotFoundError, NydusError, UnsafePathError } from "../internal/errors.ts";
 import { openRafs } from "../rafs/open.ts";
 import { decompressLayer, type LayerCompression } from "./decompress.ts";
+import { rebuildError } from "./worker_errors.ts";
+import { takeWorker } from "./worker_pool.ts";
 
 export interface WorkerBuildOptions {
   blobDir: string;
@@ -54,41 +52,12 @@ export function buildLayerHere(source: AsyncIterable<Uint8Array>, options: Worke
 /** Source pieces sent ahead of the worker's reading: bounds memory to a few MiB. */
 const READ_AHEAD = 8;
 
-/** The error classes a worker's error is rebuilt as, by name. */
-const ERRORS: Record<string, { prototype: Error }> = { InvalidInputError, UnsafePathError, NotFoundError, FormatError, DigestMismatchError };
-
-function rebuildError(e: Record<string, unknown>): Error {
-  const cls = ERRORS[String(e.name)];
-  const err: Error = cls ? Object.create(cls.prototype) : typeof e.code === "string" && e.code.startsWith("ERR_NYDUS") ? Object.create(NydusError.prototype) : new Error();
-  Object.assign(err, e);
-  Object.defineProperty(err, "message", { value: String(e.message), enumerable: false, writable: true });
-  Object.defineProperty(err, "stack", { value: `${String(e.name)}: ${String(e.message)}\n    at (layer worker)`, enumerable: false, writable: true });
-  return err;
-}
-
-/**
- * A small young generation (8 MiB): a layer build makes short-lived garbage at a high rate,
- * and with V8's default the workers' heaps grow well past what they keep. Measured on the
- * bench image: peak RSS 222 MiB instead of 265 MiB, at the same speed.
- */
-const WORKER_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 8 } };
-
-function startWorker(): Worker {
-  const ext = path.extname(fileURLToPath(import.meta.url));
-  const entry = new URL(`./layer_worker${ext}`, import.meta.url);
-  if (ext !== ".ts") return new Worker(entry, WORKER_OPTIONS);
-  // From the TypeScript sources (tests; the CLI before `npm run build`), the worker registers
-  // the tsx loader itself: it does not inherit one registered through tsx's API.
-  const api = import.meta.resolve("tsx/esm/api");
-  return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`, { eval: true });
-}
-
 /**
  * Builds the layer whose compressed bytes `source` yields (already verified while it
  * streams: its error, e.g. a digest mismatch, aborts the build and is rethrown).
  */
 export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<LayerBuild> {
-  const worker = startWorker();
+  const worker = takeWorker("layer");
   let unacked = 0;
   let room: (() => void) | undefined;
   let sourceError: unknown;
@@ -102,7 +71,7 @@ export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, opti
       } else if (m.type === "done") {
         resolve({ bootstrap: m.bootstrap, blob: m.blob, layerBlob: m.layerBlob, stats: m.stats });
       } else if (m.type === "error") {
-        reject(sourceError ?? rebuildError(m.error!));
+        reject(sourceError ?? rebuildError(m.error!, "layer worker"));
       }
     });
     worker.on("error", (err) => reject(sourceError ?? err));

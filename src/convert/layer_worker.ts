@@ -5,7 +5,7 @@
  * `end`, `abort`; replies `ack`, `done` or `error`.
  */
 import { parentPort } from "node:worker_threads";
-import { NydusError } from "../internal/errors.ts";
+import { serializeError } from "./worker_errors.ts";
 import { buildLayerHere, type WorkerBuildOptions } from "./layer_runner.ts";
 
 type Incoming =
@@ -32,13 +32,6 @@ async function* pieces(): AsyncGenerator<Uint8Array> {
     if (ended) return;
     await new Promise<void>((r) => (wake = r));
   }
-}
-
-function serializeError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { name: "Error", message: String(err) };
-  const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(err)) if (typeof v !== "function" && typeof v !== "object") fields[k] = v;
-  return { ...fields, name: err.name, message: err.message, code: err instanceof NydusError ? err.code : (err as { code?: unknown }).code };
 }
 
 async function run(options: WorkerBuildOptions): Promise<void> {
