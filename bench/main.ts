@@ -17,6 +17,11 @@
  *   BENCH_CPU_PROF=DIR      also run each tar create once more with --cpu-prof into DIR (not timed)
  *   BENCH_CONVERT=0         skip the converter benchmark (bench/convert.ts: convert of a 3-layer OCI image vs the codec floor)
  *   BENCH_CONVERT_RUNS=N    runs of the converter benchmark (default: BENCH_RUNS)
+ *   BENCH_RUNTIME=0         skip the lazy-runtime benchmark (bench/runtime.ts: FUSE mount cold start and warm reads vs a full
+ *                           pull and a kernel EROFS mount, on the converter benchmark's image in a loopback docker-registry)
+ *   BENCH_RUNTIME_RUNS=N    runs of the lazy-runtime benchmark (default 3)
+ *   BENCH_ONLY=runtime      run only the lazy-runtime benchmark (the source image must be cached); prints its section,
+ *                           does not write bench/results.md
  */
 import { spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -24,6 +29,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchConvert } from "./convert.ts";
+import { benchRuntime } from "./runtime.ts";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = path.join(REPO, "bin", "nydus-ts.js");
@@ -313,6 +319,19 @@ function environment(work: string, inputs: string[]): string[] {
 const work = path.join(pickWorkdir(), `nydus-bench-${process.pid}`);
 fs.mkdirSync(work, { recursive: true });
 const started = Date.now();
+const runtimeOptions = (rootfs: { tar: string; label: string }) => ({
+  repo: REPO, cli: CLI, cache: CACHE, work, runs: Number(process.env.BENCH_RUNTIME_RUNS ?? 3), rootfs, measure, log,
+});
+if (process.env.BENCH_ONLY === "runtime") {
+  try {
+    const md = await benchRuntime(runtimeOptions(rootfsTar()));
+    process.stdout.write("\n" + md + `\nTotal bench time: ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+    log("BENCH_ONLY=runtime: bench/results.md not written");
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  process.exit();
+}
 try {
   const inputs: string[] = [];
   // Warm-up (not recorded): tsx compiles and caches the sources on first use.
@@ -338,6 +357,7 @@ try {
     process.env.BENCH_CONVERT === "0"
       ? ""
       : benchConvert({ repo: REPO, cli: CLI, cache: CACHE, work, runs: Number(process.env.BENCH_CONVERT_RUNS ?? RUNS), rootfs, measure, log });
+  const runtimeMd = process.env.BENCH_RUNTIME === "0" ? "" : await benchRuntime(runtimeOptions(rootfs));
 
   const md = [
     "# nydus-ts create benchmark",
@@ -352,6 +372,7 @@ try {
     ...verdicts(),
     "",
     ...(convertMd ? [convertMd] : []),
+    ...(runtimeMd ? [runtimeMd] : []),
     `Total bench time: ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     "",
   ].join("\n");
