@@ -84,8 +84,9 @@ export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, opti
     const feeding = (async () => {
       try {
         for await (const piece of source) {
-          const own = piece.slice(); // stream pieces may share a pool buffer: send an own copy
-          worker.postMessage({ type: "data", piece: own }, [own.buffer]);
+          // A copy of its own: stream pieces may share an ArrayBuffer, and Buffer#slice does not copy.
+          const own = new Uint8Array(piece);
+          worker.postMessage({ type: "data", piece: own }, [own.buffer as ArrayBuffer]);
           if (++unacked >= READ_AHEAD) await Promise.race([new Promise<void>((r) => (room = r)), finished]);
         }
         worker.postMessage({ type: "end" });
