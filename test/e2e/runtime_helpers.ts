@@ -84,7 +84,9 @@ export async function restartableRegistry(dir: string) {
   const reg = {
     host,
     dataDir,
+    running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
     async start() {
+      if (reg.running()) return;
       child = spawn("/usr/bin/docker-registry", ["serve", config], { stdio: "ignore" });
       const deadline = Date.now() + 10_000;
       while ((await probe()) !== 200) {
@@ -168,7 +170,11 @@ export async function setupWorld(prefix: string): Promise<World> {
     run(process.execPath, [path.join(PROJECT_ROOT, "bin", "nydus-ts.js"), ...args], { env, timeoutMs: options.timeoutMs ?? 120_000 });
   const ref = `${reg.host}/rt:v1`;
   const conv = await cli(["convert", "--source", `oci:${path.join(work, "src")}:v1`, "--target", ref, "--plain-http", "--chunk-size", "0x10000"]);
-  if (conv.code !== 0) throw new Error(`convert failed: ${conv.stderr}`);
+  if (conv.code !== 0) {
+    await reg.kill();
+    await removeTree(work);
+    throw new Error(`convert failed: ${conv.stderr}`);
+  }
   return {
     work, tree, reg, ref, runDir, env, cli,
     async cleanup() {
@@ -210,8 +216,9 @@ export async function waitGone(pid: number, ms = 20_000): Promise<boolean> {
 }
 
 /** `sha256sum` of the regular files under `root` (relative names), computed by a child process. */
-export async function fileHashes(root: string): Promise<Map<string, string>> {
-  const r = await sh(`cd '${root}' && find . -type f -print0 | sort -z | xargs -0 -r sha256sum`, { timeoutMs: 120_000 });
+export async function fileHashes(root: string, exclude?: string): Promise<Map<string, string>> {
+  const not = exclude ? ` ! -path '${exclude}'` : "";
+  const r = await sh(`cd '${root}' && find . -type f${not} -print0 | sort -z | xargs -0 -r sha256sum`, { timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`sha256sum under ${root} failed: ${r.stderr}`);
   return new Map(r.stdout.split("\n").filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));
 }
