@@ -15,6 +15,7 @@ import { openRuntime, resolvePath, type Runtime, type RuntimeFlags } from "./run
 
 const dec = new TextDecoder();
 const PIECE = 1 << 20;
+let tmpCounter = 0;
 
 interface Tally {
   files: number;
@@ -43,7 +44,8 @@ async function setAttrs(file: string, inode: RafsInode, fh?: fs.FileHandle): Pro
 }
 
 async function copyFile(rt: Runtime, inode: RafsInode, dest: string, t: Tally): Promise<void> {
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.nydus-ts-${process.pid}.tmp`);
+  // A short name: the image's names may be 255 bytes long already.
+  const tmp = path.join(path.dirname(dest), `.nydus-ts-${process.pid}-${tmpCounter++}.tmp`);
   const fh = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   try {
     for (let off = 0; off < inode.size; off += PIECE) {
