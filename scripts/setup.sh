@@ -9,6 +9,7 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need_file() { [ -e "$1" ] || missing+=("$2"); }
 need_file /usr/include/zstd.h libzstd-dev
 need_file /usr/include/lz4.h liblz4-dev
+need_file /usr/include/isa-l/igzip_lib.h libisal-dev
 need_cmd g++ g++
 need_cmd make make
 need_cmd python3 python3
@@ -51,6 +52,9 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/nydus_codec.node ]; then
   echo "setup: npm install" >&2
   npm install --no-audit --no-fund >/dev/null
+elif [ native/codec.c -nt build/Release/nydus_codec.node ] || [ binding.gyp -nt build/Release/nydus_codec.node ]; then
+  echo "setup: rebuilding the native codec" >&2
+  npm run --silent install >/dev/null
 fi
 
 # Compile src/ to dist/ (bin/nydus-ts.js runs dist/ when it is newer than every source file).

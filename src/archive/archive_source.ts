@@ -78,7 +78,7 @@ export async function archiveSource(input: string | AsyncIterable<Uint8Array>, o
   const bytes = typeof input === "string" ? fileStream(input, options.signal) : input;
   let spool: Spool;
   try {
-    spool = await spoolArchive(maybeGunzip(bytes), { spoolDir: options.spoolDir, signal: options.signal, what });
+    spool = await spoolArchive(maybeGunzip(bytes, what), { spoolDir: options.spoolDir, signal: options.signal, what });
   } catch (err) {
     if (err instanceof UnsafePathError || (err instanceof NydusError && !(err instanceof InvalidInputError))) throw err;
     if ((err as NodeJS.ErrnoException).code === "ENOENT" && typeof input === "string") {

@@ -142,8 +142,8 @@ export async function dockerArchiveSource(spool: Spool, options: DockerArchiveSo
     async fetchBlob(desc: Descriptor, fetchOptions?: FetchOptions): Promise<AsyncIterable<Uint8Array>> {
       const what = `blob ${desc.digest} of ${name}`;
       const doc = documents.get(desc.digest);
-      if (doc) return verifyStream(once(doc), desc, what);
-      return streamFileVerified(layerFile(desc).path, desc, what, fetchOptions);
+      if (doc) return verifyStream(once(fetchOptions?.transferable ? new Uint8Array(doc) : doc), desc, what);
+      return streamFileVerified(layerFile(desc).path, desc, what, fetchOptions); // fresh buffers: transferable
     },
     close: () => spool.remove(),
   };

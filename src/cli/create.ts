@@ -42,7 +42,7 @@ export async function runCreate(sourceArg: string, flags: CreateFlags): Promise<
       total = st.size;
       raw = fs.createReadStream(sourceArg, { highWaterMark: 1 << 20 });
     }
-    source = { type: "tar", stream: maybeGunzip(raw) };
+    source = { type: "tar", stream: maybeGunzip(raw, sourceArg === "-" ? "stdin" : `"${sourceArg}"`) };
   }
   if (flags.features && flags.features !== "blob-toc") throw new InvalidInputError(`Cannot use feature "${flags.features}": expected blob-toc`);
   const bar = progress(flags, "create", total);

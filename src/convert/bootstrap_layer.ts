@@ -56,7 +56,7 @@ export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: s
       yield p;
     }
   }
-  const plain = maybeGunzip(layer);
+  const plain = maybeGunzip(layer, what);
   let found: Uint8Array | undefined;
   for await (const entry of readTar(hashed(plain))) {
     const name = entry.path.replace(/^\.\//, "").replace(/^\/+/, "");

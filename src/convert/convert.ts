@@ -205,8 +205,10 @@ class Converter {
         blob: cached.blob,
       };
     }
+    const inWorker = o.workers ?? true;
     const raw = await this.source.fetchBlob(desc, {
       signal: o.signal,
+      transferable: inWorker, // its pieces move to the layer worker without a copy
       onProgress: (pulled) => o.onProgress?.({ phase: "convert", id, done: pulled, total: desc.size }),
     });
     const build = {
@@ -219,7 +221,7 @@ class Converter {
       chunkDict: o.chunkDict?.bootstrap,
       prefetchPaths: o.prefetchPatterns,
     };
-    const r = (o.workers ?? true) ? await buildLayerInWorker(raw, build) : await buildLayerHere(raw, build);
+    const r = inWorker ? await buildLayerInWorker(raw, build) : await buildLayerHere(raw, build);
     const lb = r.layerBlob!;
     const file = path.join(this.blobDir, lb.digest);
     if (o.cache) await o.cache.put(key, file, { digest: lb.digest, size: lb.size, blob: r.blob });

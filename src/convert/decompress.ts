@@ -1,11 +1,10 @@
 /**
- * Layer decompression by media type, streaming: gzip with node:zlib (1 MiB output
- * pieces), zstd through the `zstd` program (Node 20 has no streaming zstd), none as is.
+ * Layer decompression by media type, streaming: gzip with the native codec's igzip
+ * (`tar/gzip.ts`), zstd through the `zstd` program (Node 20 has no streaming zstd), none as is.
  */
 import { spawn } from "node:child_process";
-import zlib from "node:zlib";
-import { Readable } from "node:stream";
 import { InvalidInputError } from "../internal/errors.ts";
+import { gunzip } from "../tar/gzip.ts";
 
 export type LayerCompression = "gzip" | "zstd" | "none";
 
@@ -16,19 +15,7 @@ export async function* decompressLayer(source: AsyncIterable<Uint8Array>, compre
     return;
   }
   if (compression === "gzip") {
-    const input = Readable.from(source, { objectMode: false });
-    const gunzip = zlib.createGunzip({ chunkSize: 1 << 20 });
-    input.on("error", (err) => gunzip.destroy(err));
-    try {
-      yield* input.pipe(gunzip);
-    } catch (err) {
-      if (err instanceof Error && "errno" in err && (err as { code?: string }).code?.startsWith("Z_")) {
-        throw new InvalidInputError(`Cannot decompress ${what}: not valid gzip (${err.message})`, { cause: err });
-      }
-      throw err;
-    } finally {
-      input.destroy();
-    }
+    yield* gunzip(source, what);
     return;
   }
   const child = spawn("zstd", ["-dcq"], { stdio: ["pipe", "pipe", "pipe"] });

@@ -54,7 +54,9 @@ const READ_AHEAD = 8;
 
 /**
  * Builds the layer whose compressed bytes `source` yields (already verified while it
- * streams: its error, e.g. a digest mismatch, aborts the build and is rethrown).
+ * streams: its error, e.g. a digest mismatch, aborts the build and is rethrown). Its pieces
+ * are transferred to the worker: fetch them with `FetchOptions.transferable`; a piece that
+ * does not span a whole ArrayBuffer is copied.
  */
 export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<LayerBuild> {
   const worker = takeWorker("layer");
@@ -84,8 +86,8 @@ export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, opti
     const feeding = (async () => {
       try {
         for await (const piece of source) {
-          // A copy of its own: stream pieces may share an ArrayBuffer, and Buffer#slice does not copy.
-          const own = new Uint8Array(piece);
+          // A piece sharing its ArrayBuffer is copied (Buffer#slice would not copy): a transfer detaches the whole buffer.
+          const own = piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength ? piece : new Uint8Array(piece);
           worker.postMessage({ type: "data", piece: own }, [own.buffer as ArrayBuffer]);
           if (++unacked >= READ_AHEAD) await Promise.race([new Promise<void>((r) => (room = r)), finished]);
         }

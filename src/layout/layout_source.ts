@@ -102,8 +102,8 @@ export function layoutSource(dir: string, options: LayoutSourceOptions = {}): Im
     async fetchBlob(desc: Descriptor, fetchOptions?: FetchOptions): Promise<AsyncIterable<Uint8Array>> {
       const what = `blob ${desc.digest} of ${name}`;
       const doc = await virtualDocument(desc);
-      if (doc !== undefined) return verifyStream(once(doc), desc, what);
-      return streamBlob(dir, desc, what, fetchOptions);
+      if (doc !== undefined) return verifyStream(once(fetchOptions?.transferable ? new Uint8Array(doc) : doc), desc, what);
+      return streamBlob(dir, desc, what, fetchOptions); // file pieces are fresh buffers: transferable as they are
     },
   };
 }

@@ -75,6 +75,8 @@ export async function streamFileVerified(file: string, desc: Descriptor, what: s
   }
   const { signal, onProgress } = options;
   async function* pieces(): AsyncGenerator<Uint8Array> {
+    // A read stream hands out a freshly allocated buffer per read (never a shared or reused
+    // one), so its pieces are transferable as they are (FetchOptions.transferable).
     const stream = fs.createReadStream(file, { highWaterMark: 1 << 20, signal });
     try {
       yield* withProgress(stream as AsyncIterable<Buffer>, onProgress);

@@ -14,6 +14,13 @@ export interface FetchOptions {
    * where it stands.
    */
   onProgress?: (total: number) => void;
+  /**
+   * For `fetchBlob`: the caller takes the pieces' memory (e.g. transfers each piece's
+   * ArrayBuffer to a worker thread). Every piece then spans a whole ArrayBuffer of its own
+   * that the source never touches again; a source whose pieces share or reuse buffers
+   * copies them first.
+   */
+  transferable?: boolean;
 }
 
 export interface ImageSource {

@@ -27,6 +27,14 @@ export async function* verifyStream(source: AsyncIterable<Uint8Array>, desc: Pic
   if (actual !== desc.digest) throw new DigestMismatchError(what, desc.digest, actual);
 }
 
+/**
+ * Pieces that each own a whole ArrayBuffer (see {@link FetchOptions.transferable}): copies of
+ * `source`'s pieces, for sources whose pieces share or reuse buffers.
+ */
+export async function* ownedCopies(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const piece of source) yield new Uint8Array(piece); // a copy (Buffer#slice would not be one)
+}
+
 /** Verifies a whole in-memory document. */
 export function verifyBytes(bytes: Uint8Array, desc: Pick<Descriptor, "digest" | "size">, what: string): Uint8Array {
   if (bytes.length !== desc.size) throw new DigestMismatchError(`${what} (size)`, `${desc.size} bytes`, `${bytes.length} bytes`);

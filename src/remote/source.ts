@@ -14,7 +14,7 @@ import { DigestMismatchError } from "../internal/errors.ts";
 import { MANIFEST_ACCEPT, isIndexMediaType, isManifestMediaType } from "../oci/media_type.ts";
 import type { FetchOptions, ImageSource } from "../oci/store.ts";
 import { sniffMediaType, type Descriptor } from "../oci/types.ts";
-import { describeBytes, verifyBytes, verifyStream, withProgress } from "../oci/verify.ts";
+import { describeBytes, ownedCopies, verifyBytes, verifyStream, withProgress } from "../oci/verify.ts";
 import { formatReference, referenceTarget, type Reference } from "../reference/reference.ts";
 import { readBlob } from "./blob_reader.ts";
 import type { RegistryOptions } from "./options.ts";
@@ -109,7 +109,8 @@ export class RepositoryReader {
       action: `get blob ${desc.digest} from ${name}`, notFound: `blob ${desc.digest} in ${name}`,
     });
     const verified = verifyStream(raw, desc, `blob ${desc.digest} from ${name}`);
-    return withProgress(verified, options.onProgress);
+    // Response pieces are views into socket buffers: copies for a caller that takes them.
+    return withProgress(options.transferable ? ownedCopies(verified) : verified, options.onProgress);
   }
 
   /** Whether the repository holds the blob (HEAD). */
