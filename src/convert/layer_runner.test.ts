@@ -11,7 +11,7 @@ import { buildTar, chunked } from "../tar/_testing.ts";
 import { makeTempDir, removeTree } from "../../test/support/tmp.ts";
 
 test("layer worker: pieces sharing one buffer are copied, not transferred, and the blob equals an in-thread build", async () => {
-  const work = await makeTempDir("layer-runner");
+  const work = await makeTempDir();
   try {
     const data = Buffer.alloc(300_000);
     for (let i = 0; i < data.length; i++) data[i] = (i * 7919) >>> 5;
