@@ -86,6 +86,11 @@ export async function runCat(source: string, p: string, flags: RuntimeFlags): Pr
     if (inode.kind !== "reg") throw new InvalidInputError(`Cannot cat "${where}": it is a ${inode.kind}, not a regular file`);
     // With --json the bytes are not printed: the JSON reports their size and SHA-256.
     const out = flags.json ? undefined : process.stdout;
+    // A reader that stops early (`| head`) is not an error.
+    out?.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
     const hash = crypto.createHash("sha256");
     for (let off = 0; off < inode.size; off += 1 << 20) {
       const piece = await rt.reader.read(inode, off, Math.min(1 << 20, inode.size - off));

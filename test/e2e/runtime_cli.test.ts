@@ -64,6 +64,9 @@ describe("nydus-ts ls / stat / cat / cp", { skip }, () => {
     const r = await run("bash", ["-c", `set -o pipefail; node '${N}' cat '${w.ref}' /big/random-8m.bin --plain-http | sha256sum`], { env: w.env });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.slice(0, 64), want);
+    const head = await run("bash", ["-c", `node '${N}' cat '${w.ref}' /big/random-8m.bin --plain-http | head -c 10 | wc -c`], { env: w.env });
+    assert.equal(head.stdout.trim(), "10");
+    assert.equal(head.stderr, "", "a closed pipe ends cat quietly");
     const link = await run("bash", ["-c", `node '${N}' cat '${w.ref}' /links/rel --plain-http`], { env: w.env });
     assert.equal(link.stdout, "hardlinked content\n", "symlinks are followed inside the image");
   });
