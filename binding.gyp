@@ -4,7 +4,7 @@
       "target_name": "nydus_codec",
       "sources": ["native/codec.c"],
       "cflags": ["-O3", "-Wall"],
-      "libraries": ["-lzstd", "-llz4", "-lisal"]
+      "libraries": ["-lzstd", "-llz4"]
     }
   ]
 }

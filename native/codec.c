@@ -15,7 +15,6 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 #include <lz4.h>
-#include <isa-l/igzip_lib.h>
 #include <errno.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
@@ -395,159 +394,6 @@ static napi_value set_xattr(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/*
- * Streaming gunzip with ISA-L's igzip (about 1.6x node:zlib's inflate on layer tars), run on
- * libuv's thread pool like node:zlib, so the calling thread goes on while it inflates.
- * gunzipCreate() → handle; gunzipRun(handle, input, output) → Promise<[input bytes used,
- * output bytes made, member ended]>, one call at a time per handle; gunzipReset(handle)
- * starts the next member. ISA-L parses the gzip header and checks the trailer's CRC-32 and
- * size (ISAL_GZIP).
- */
-typedef struct {
-  struct inflate_state st;
-  int busy;
-} gunzip_handle;
-
-static void gunzip_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
-static void gunzip_init(gunzip_handle *h) {
-  isal_inflate_init(&h->st);
-  h->st.crc_flag = ISAL_GZIP;
-}
-
-/* gunzipCreate(): handle */
-static napi_value gunzip_create(napi_env env, napi_callback_info info) {
-  (void)info;
-  gunzip_handle *h = calloc(1, sizeof *h);
-  if (!h) { napi_throw_error(env, "ERR_NYDUS_NATIVE", "Cannot gunzip: out of memory"); return NULL; }
-  gunzip_init(h);
-  napi_value ext;
-  CHECK(napi_create_external(env, h, gunzip_finalize, NULL, &ext));
-  return ext;
-}
-
-static gunzip_handle *get_gunzip(napi_env env, napi_value v) {
-  void *data = NULL;
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok || !data) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a gunzip handle");
-    return NULL;
-  }
-  return data;
-}
-
-/* gunzipReset(handle): ready for the next gzip member */
-static napi_value gunzip_reset(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  gunzip_handle *h = get_gunzip(env, argv[0]);
-  if (!h) return NULL;
-  if (h->busy) { napi_throw_error(env, "ERR_NYDUS_NATIVE", "Cannot reset a gunzip handle while it inflates"); return NULL; }
-  gunzip_init(h);
-  return NULL;
-}
-
-static const char *isal_error_name(int r) {
-  switch (r) {
-    case ISAL_INVALID_BLOCK: return "invalid deflate block";
-    case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
-    case ISAL_INVALID_LOOKBACK: return "invalid back-reference distance";
-    case ISAL_INVALID_WRAPPER: return "invalid gzip header";
-    case ISAL_UNSUPPORTED_METHOD: return "unsupported compression method";
-    case ISAL_INCORRECT_CHECKSUM: return "the CRC-32 or size in the gzip trailer does not match the data";
-    default: return "inflate failed";
-  }
-}
-
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref refs[3]; /* handle, input, output: alive until the job completes */
-  gunzip_handle *h;
-  uint8_t *in, *out;
-  uint32_t in_len, out_len;
-  int ret;
-} gunzip_job;
-
-static void gunzip_execute(napi_env env, void *data) {
-  (void)env;
-  gunzip_job *j = data;
-  j->h->st.next_in = j->in;
-  j->h->st.avail_in = j->in_len;
-  j->h->st.next_out = j->out;
-  j->h->st.avail_out = j->out_len;
-  j->ret = isal_inflate(&j->h->st);
-}
-
-static void gunzip_complete(napi_env env, napi_status status, void *data) {
-  gunzip_job *j = data;
-  gunzip_handle *h = j->h;
-  h->busy = 0;
-  napi_value result = NULL;
-  int ok = 0;
-  if (status != napi_ok) {
-    napi_value msg, code;
-    napi_create_string_utf8(env, "Cannot gunzip: the inflate job was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_string_utf8(env, "ERR_NYDUS_NATIVE", NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, code, msg, &result);
-  } else if (j->ret < 0) {
-    napi_value msg, code;
-    napi_create_string_utf8(env, isal_error_name(j->ret), NAPI_AUTO_LENGTH, &msg);
-    napi_create_string_utf8(env, "ERR_NYDUS_GZIP", NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, code, msg, &result);
-  } else {
-    napi_value a, b, c;
-    napi_create_array_with_length(env, 3, &result);
-    napi_create_double(env, (double)(j->in_len - h->st.avail_in), &a);
-    napi_create_double(env, (double)(j->out_len - h->st.avail_out), &b);
-    napi_get_boolean(env, h->st.block_state == ISAL_BLOCK_FINISH, &c);
-    napi_set_element(env, result, 0, a);
-    napi_set_element(env, result, 1, b);
-    napi_set_element(env, result, 2, c);
-    ok = 1;
-  }
-  if (ok) napi_resolve_deferred(env, j->deferred, result);
-  else napi_reject_deferred(env, j->deferred, result);
-  for (int i = 0; i < 3; i++) napi_delete_reference(env, j->refs[i]);
-  napi_delete_async_work(env, j->work);
-  free(j);
-}
-
-/* gunzipRun(handle, input, output): Promise<[used, made, ended]> */
-static napi_value gunzip_run(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  gunzip_handle *h = get_gunzip(env, argv[0]);
-  if (!h) return NULL;
-  uint8_t *in, *out;
-  size_t in_len, out_len;
-  if (!get_bytes(env, argv[1], &in, &in_len)) return NULL;
-  if (!get_bytes(env, argv[2], &out, &out_len)) return NULL;
-  if (in_len > UINT32_MAX || out_len > UINT32_MAX) { napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "Cannot gunzip: buffers over 4 GiB"); return NULL; }
-  if (h->busy) { napi_throw_error(env, "ERR_NYDUS_NATIVE", "Cannot gunzip: the handle is already inflating"); return NULL; }
-  gunzip_job *j = calloc(1, sizeof *j);
-  if (!j) { napi_throw_error(env, "ERR_NYDUS_NATIVE", "Cannot gunzip: out of memory"); return NULL; }
-  j->h = h;
-  j->in = in;
-  j->in_len = (uint32_t)in_len;
-  j->out = out;
-  j->out_len = (uint32_t)out_len;
-  napi_value promise, name;
-  CHECK(napi_create_promise(env, &j->deferred, &promise));
-  for (int i = 0; i < 3; i++) CHECK(napi_create_reference(env, argv[i], 1, &j->refs[i]));
-  CHECK(napi_create_string_utf8(env, "nydus-gunzip", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, gunzip_execute, gunzip_complete, j, &j->work));
-  h->busy = 1;
-  CHECK(napi_queue_async_work(env, j->work));
-  return promise;
-}
-
 static napi_value versions(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value obj, z, l;
@@ -572,9 +418,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lz4Compress", NULL, lz4_compress, NULL, NULL, NULL, napi_default, NULL},
       {"lz4Decompress", NULL, lz4_decompress, NULL, NULL, NULL, napi_default, NULL},
       {"crc32c", NULL, crc32c, NULL, NULL, NULL, napi_default, NULL},
-      {"gunzipCreate", NULL, gunzip_create, NULL, NULL, NULL, napi_default, NULL},
-      {"gunzipReset", NULL, gunzip_reset, NULL, NULL, NULL, napi_default, NULL},
-      {"gunzipRun", NULL, gunzip_run, NULL, NULL, NULL, napi_default, NULL},
       {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_default, NULL},
       {"getXattr", NULL, get_xattr, NULL, NULL, NULL, napi_default, NULL},
       {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},

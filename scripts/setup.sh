@@ -9,7 +9,6 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need_file() { [ -e "$1" ] || missing+=("$2"); }
 need_file /usr/include/zstd.h libzstd-dev
 need_file /usr/include/lz4.h liblz4-dev
-need_file /usr/include/isa-l/igzip_lib.h libisal-dev
 need_cmd g++ g++
 need_cmd make make
 need_cmd python3 python3

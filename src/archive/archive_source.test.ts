@@ -169,7 +169,7 @@ test("truncated, corrupt or unrecognised archives give clear errors and leave no
     const tar = buildTar(ociMembers(img, "v1"));
     const cases: [string, Uint8Array, RegExp][] = [
       ["truncated tar", tar.subarray(0, 1800), /^Cannot read archive "-": could not read tar stream: unexpected end of archive/],
-      ["truncated gzip", new Uint8Array(zlib.gzipSync(tar)).subarray(0, 300), /^Cannot read archive "-": could not decompress archive "-": the gzip stream is truncated/],
+      ["truncated gzip", new Uint8Array(zlib.gzipSync(tar)).subarray(0, 300), /^Cannot read archive "-": could not decompress archive "-": not valid gzip \(unexpected end of file\)/],
       ["corrupt gzip", new Uint8Array(zlib.gzipSync(tar)).map((b, i) => (i === 40 ? b ^ 0xff : b)), /^Cannot read archive "-": could not decompress archive "-": not valid gzip/],
       ["not a tar", new TextEncoder().encode("x".repeat(2000)), /invalid header checksum/],
       ["no markers", buildTar([{ name: "hello", data: "x" }]), /neither an OCI archive .* nor a Docker archive/],

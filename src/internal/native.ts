@@ -6,9 +6,6 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
-/** Opaque native gunzip state. */
-export type GunzipHandle = { readonly __gunzip: unique symbol };
-
 export interface NativeCodec {
   zstdCompress(input: Uint8Array, level: number): Uint8Array;
   /** zstd (0) or lz4_block (1) into `output` (at least the compress bound); returns the byte count. */
@@ -18,16 +15,6 @@ export interface NativeCodec {
   lz4Decompress(input: Uint8Array, size: number): Uint8Array;
   /** CRC-32C; `portable` forces the table code instead of the SSE4.2 instruction (for tests). */
   crc32c(input: Uint8Array, previous?: number, portable?: boolean): number;
-  /** A streaming gunzip (ISA-L igzip) handle for {@link NativeCodec.gunzipRun}. */
-  gunzipCreate(): GunzipHandle;
-  /** Readies `handle` for the next gzip member (after one ended). */
-  gunzipReset(handle: GunzipHandle): void;
-  /**
-   * Inflates from `input` into `output` on libuv's thread pool: [input bytes used, output bytes
-   * made, member ended]. One call at a time per handle; the buffers must not change meanwhile.
-   * Rejects (code ERR_NYDUS_GZIP) on corrupt data or a trailer whose CRC-32 or size is wrong.
-   */
-  gunzipRun(handle: GunzipHandle, input: Uint8Array, output: Uint8Array): Promise<[number, number, boolean]>;
   /** NUL-separated xattr names of `path` (llistxattr, does not follow symlinks). */
   listXattrs(path: string): Uint8Array;
   /** Value of one xattr (lgetxattr). Errors carry `errno`. */
