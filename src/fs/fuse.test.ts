@@ -131,6 +131,13 @@ describe("FUSE mount of a RAFS image", { skip: reason }, () => {
     assert.match(line, /^nydus-ts-test \S+ fuse\.nydus-ts ro,/);
   });
 
+  it("has its kernel read-ahead raised to 4 MiB (sequential reads in 1 MiB READs)", async () => {
+    // The device numbers from a child's stat: a stat from this serving process could deadlock.
+    const dev = (await run("mountpoint", ["-d", mnt])).stdout.trim();
+    assert.match(dev, /^\d+:\d+$/);
+    assert.equal(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, "utf8").trim(), "4096");
+  });
+
   it("serves 16 parallel reader processes without deadlock, with the right bytes", async () => {
     const files = Array.from({ length: 16 }, (_, i) => `par/f${i}`);
     const t0 = Date.now();

@@ -20,6 +20,8 @@
  * needs the pool (local blob files do).
  */
 import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
 import { spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { Errno, type RafsFs } from "../rafs_fs.ts";
@@ -95,6 +97,30 @@ for (;;) {
   parentPort.postMessage(ab, [ab]);
 }
 `;
+
+/** Kernel read-ahead for the mount, in KiB: a few maximum-size READs in flight. */
+const READAHEAD_KB = 4096;
+
+/**
+ * Raises the mount's read-ahead (its backing device's `read_ahead_kb`, 128 KiB by default) so
+ * that sequential reads arrive as READs of `maxRead` bytes, several at a time: 270 → 440 MB/s
+ * for large cached files on the bench image. Found through /proc/self/mountinfo, never by a
+ * stat of the mountpoint (this process serves it: a synchronous call on it would deadlock).
+ * A failure only costs speed, so it is logged, not thrown.
+ */
+async function raiseReadahead(mountpoint: string, maxRead: number, log: (line: string) => void): Promise<void> {
+  try {
+    const target = path.resolve(mountpoint);
+    const info = await fsp.readFile("/proc/self/mountinfo", "utf8");
+    // Fields: id parent major:minor root mountpoint … (octal escapes for spaces and the like).
+    const line = info.split("\n").reverse().find((l) => l.split(" ")[4]?.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === target);
+    const dev = line?.split(" ")[2];
+    if (!dev || !/^\d+:\d+$/.test(dev)) return log(`nydus-ts fuse: cannot find ${target} in /proc/self/mountinfo; read-ahead left as is`);
+    await fsp.writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(Math.max(READAHEAD_KB, Math.ceil(maxRead / 1024))));
+  } catch (e) {
+    log(`nydus-ts fuse: cannot raise the read-ahead of ${mountpoint}: ${(e as Error).message}`);
+  }
+}
 
 /**
  * Mounts `fs` at `mountpoint` (needs root and /dev/fuse) and serves it until unmounted.
@@ -310,6 +336,7 @@ export async function mountFuse(rfs: RafsFs, mountpoint: string, options: MountF
       start(mounted ? 1 : 2);
     }
     await initDone;
+    await raiseReadahead(mountpoint, maxRead, log);
   } catch (e) {
     // Mounted but INIT failed: unmounting makes the worker's read fail with ENODEV.
     if (!ended) await run("umount", [mountpoint], []).catch(() => {});
