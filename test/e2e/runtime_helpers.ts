@@ -6,7 +6,7 @@
  * snapshots taken by child processes (the mount is never touched by the test process itself
  * with sync calls, and never by a daemon's own process).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,7 +15,7 @@ import { allTypesTexture, file, random, type LayerSpec } from "../textures/spec.
 import { materializeDir } from "../textures/generate.ts";
 import { writeSourceLayout } from "../support/images.ts";
 import { PROJECT_ROOT } from "../support/paths.ts";
-import { freePort } from "../support/registry.ts";
+import { restartableRegistry, type RestartableRegistry } from "../support/registry.ts";
 import { makeTempDir, mountsUnder, removeTree } from "../support/tmp.ts";
 
 export const CHUNK = 0x10000;
@@ -68,44 +68,7 @@ export function run(cmd: string, args: readonly string[], options: { env?: NodeJ
 
 export const sh = (script: string, options: { timeoutMs?: number } = {}) => run("bash", ["-c", script], options);
 
-/** A docker-registry on a fixed loopback port; `kill()` and `start()` keep the port and the storage. */
-export async function restartableRegistry(dir: string) {
-  const dataDir = path.join(dir, "data");
-  fs.mkdirSync(dataDir, { recursive: true });
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  const config = path.join(dir, "config.yml");
-  fs.writeFileSync(config, ["version: 0.1", "log: {level: warn, accesslog: {disabled: true}}", "storage:",
-    `  filesystem: {rootdirectory: ${JSON.stringify(dataDir)}}`, "http:", `  addr: ${host}`, "  secret: test-secret", ""].join("\n"));
-  let child: ChildProcess | undefined;
-  const probe = () => new Promise<number>((resolve) => {
-    http.get(`http://${host}/v2/`, { agent: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on("error", () => resolve(0));
-  });
-  const reg = {
-    host,
-    dataDir,
-    running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
-    async start() {
-      if (reg.running()) return;
-      child = spawn("/usr/bin/docker-registry", ["serve", config], { stdio: "ignore" });
-      const deadline = Date.now() + 10_000;
-      while ((await probe()) !== 200) {
-        if (Date.now() > deadline) throw new Error(`docker-registry did not start on ${host}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-    async kill() {
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise((r) => child!.once("exit", r));
-        child.kill("SIGKILL");
-        await gone;
-      }
-    },
-  };
-  await reg.start();
-  return reg;
-}
-export type Registry = Awaited<ReturnType<typeof restartableRegistry>>;
+export type Registry = RestartableRegistry;
 
 export interface SeenRequest {
   method: string;

@@ -7,7 +7,6 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -20,7 +19,7 @@ import { parseReference } from "../../src/reference/index.ts";
 import { registrySink, registrySource, type RequestInfo } from "../../src/remote/index.ts";
 import { buildFixture, CHUNK, type Fixture } from "../../src/storage/_fixture.ts";
 import { BlobCache, FileReader, openNydusImage, registryBackend, type NydusImage } from "../../src/storage/index.ts";
-import { freePort, startRegistry, type TestRegistry } from "../support/registry.ts";
+import { restartableRegistry, startRegistry, type TestRegistry } from "../support/registry.ts";
 import { makeTempDir, removeTree } from "../support/tmp.ts";
 
 let work: string;
@@ -176,7 +175,7 @@ describe("registry backend", () => {
   });
 
   test("an origin killed mid-read gives a RegistryError; reads recover when it restarts on the same port", { timeout: 60_000 }, async () => {
-    const reg = await ownRegistry(path.join(work, "own-registry"));
+    const reg = await restartableRegistry(path.join(work, "own-registry"));
     try {
       await pushImage(fx.result, registrySink(parseReference(`${reg.host}/app:nydus`), { plainHttp: true }), { tag: "nydus" });
       const ref = parseReference(`${reg.host}/app:nydus`);
@@ -184,7 +183,7 @@ describe("registry backend", () => {
       const backend = registryBackend(ref, {
         plainHttp: true, retries: 1, retryDelayMs: 20,
         onRequest: (r) => {
-          if (isBlobGet(r) && r.status === 206 && ++blobGets === 3) reg.kill();
+          if (isBlobGet(r) && r.status === 206 && ++blobGets === 3) void reg.kill();
         },
       });
       const cache = new BlobCache({ dir: cacheDir(), backend, image: img.image, maxInFlight: 1, mergeLimit: CHUNK });
@@ -201,46 +200,7 @@ describe("registry backend", () => {
       assert.equal(m.misses - missesBefore, 17 - readyBefore, "only the missing chunks are fetched after the restart");
       await cache.close();
     } finally {
-      await reg.stop();
+      await reg.kill();
     }
   });
 });
-
-/** A docker-registry process on a fixed loopback port that can be killed and started again with the same storage. */
-async function ownRegistry(dir: string) {
-  await fs.mkdir(path.join(dir, "data"), { recursive: true });
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  const config = path.join(dir, "config.yml");
-  await fs.writeFile(config, [
-    "version: 0.1", "log: {level: warn, accesslog: {disabled: true}}", "storage:", `  filesystem: {rootdirectory: ${JSON.stringify(path.join(dir, "data"))}}`,
-    "http:", `  addr: ${host}`, "  secret: test-secret", "",
-  ].join("\n"));
-  let child: ChildProcess | undefined;
-  const probe = () => new Promise<number>((resolve) => {
-    http.get(`http://${host}/v2/`, { agent: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on("error", () => resolve(0));
-  });
-  const reg = {
-    host,
-    async start() {
-      child = spawn("/usr/bin/docker-registry", ["serve", config], { stdio: "ignore" });
-      const deadline = Date.now() + 10_000;
-      while ((await probe()) !== 200) {
-        if (Date.now() > deadline) throw new Error(`docker-registry did not start on ${host}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-    kill() {
-      child?.kill("SIGKILL");
-    },
-    async stop() {
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise((r) => child!.once("exit", r));
-        child.kill("SIGKILL");
-        await gone;
-      }
-    },
-  };
-  await reg.start();
-  return reg;
-}

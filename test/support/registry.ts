@@ -176,3 +176,46 @@ export function blobDataPath(dataDir: string, digest: string): string {
   const hex = digest.slice("sha256:".length);
   return path.join(dataDir, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data");
 }
+
+/**
+ * A docker-registry (plain HTTP) on a fixed loopback port that tests kill and start again:
+ * `kill()` (SIGKILL, resolved once it has exited) and `start()` keep the port and the storage,
+ * so a client sees the registry go away and come back.
+ */
+export async function restartableRegistry(dir: string) {
+  const dataDir = path.join(dir, "data");
+  await fs.mkdir(dataDir, { recursive: true });
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const config = path.join(dir, "config.yml");
+  await fs.writeFile(config, ["version: 0.1", "log: {level: warn, accesslog: {disabled: true}}", "storage:",
+    `  filesystem: {rootdirectory: ${JSON.stringify(dataDir)}}`, "http:", `  addr: ${host}`, "  secret: test-secret", ""].join("\n"));
+  let child: ChildProcess | undefined;
+  const probe = () => new Promise<number>((resolve) => {
+    http.get(`http://${host}/v2/`, { agent: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on("error", () => resolve(0));
+  });
+  const reg = {
+    host,
+    dataDir,
+    running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
+    async start() {
+      if (reg.running()) return;
+      child = spawn("/usr/bin/docker-registry", ["serve", config], { stdio: "ignore" });
+      const deadline = Date.now() + 10_000;
+      while ((await probe()) !== 200) {
+        if (Date.now() > deadline) throw new Error(`docker-registry did not start on ${host}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async kill() {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise((r) => child!.once("exit", r));
+        child.kill("SIGKILL");
+        await gone;
+      }
+    },
+  };
+  await reg.start();
+  return reg;
+}
+export type RestartableRegistry = Awaited<ReturnType<typeof restartableRegistry>>;

@@ -3,6 +3,7 @@
  * opcodes, the in/out headers, and encoders of the reply structs. All little-endian. We answer
  * INIT with protocol 7.31 (64-byte fuse_init_out), which current kernels (7.45) accept.
  */
+import type { FsAttr } from "../rafs_fs.ts";
 
 export const FUSE_KERNEL_VERSION = 7;
 export const FUSE_KERNEL_MINOR_VERSION = 31;
@@ -146,23 +147,8 @@ export function reply(unique: bigint, error: number, payload?: Uint8Array): Uint
   return out;
 }
 
-/** Attribute fields of fuse_attr. */
-export interface AttrFields {
-  ino: number;
-  size: number;
-  blocks: number;
-  mtime: number;
-  mtimeNsec: number;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  blksize: number;
-}
-
 /** fuse_attr (88 bytes) at `off`; atime and ctime are the mtime. */
-export function writeAttr(v: DataView, off: number, a: AttrFields): void {
+export function writeAttr(v: DataView, off: number, a: FsAttr): void {
   v.setBigUint64(off + 0, BigInt(a.ino), true);
   v.setBigUint64(off + 8, BigInt(a.size), true);
   v.setBigUint64(off + 16, BigInt(a.blocks), true);
@@ -189,7 +175,7 @@ function validity(seconds: number): [bigint, number] {
 }
 
 /** fuse_entry_out (128 bytes) at `off`. */
-export function writeEntryOut(v: DataView, off: number, nodeId: number, a: AttrFields, entryValid: number, attrValid: number): void {
+export function writeEntryOut(v: DataView, off: number, nodeId: number, a: FsAttr, entryValid: number, attrValid: number): void {
   const [es, en] = validity(entryValid);
   const [as, an] = validity(attrValid);
   v.setBigUint64(off + 0, BigInt(nodeId), true);
@@ -201,14 +187,14 @@ export function writeEntryOut(v: DataView, off: number, nodeId: number, a: AttrF
   writeAttr(v, off + 40, a);
 }
 
-export function entryOut(nodeId: number, a: AttrFields, entryValid: number, attrValid: number): Uint8Array {
+export function entryOut(nodeId: number, a: FsAttr, entryValid: number, attrValid: number): Uint8Array {
   const b = new Uint8Array(ENTRY_OUT_SIZE);
   writeEntryOut(new DataView(b.buffer), 0, nodeId, a, entryValid, attrValid);
   return b;
 }
 
 /** fuse_attr_out (104 bytes). */
-export function attrOut(a: AttrFields, attrValid: number): Uint8Array {
+export function attrOut(a: FsAttr, attrValid: number): Uint8Array {
   const b = new Uint8Array(ATTR_OUT_SIZE);
   const v = new DataView(b.buffer);
   const [s, n] = validity(attrValid);
