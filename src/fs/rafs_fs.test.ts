@@ -72,22 +72,19 @@ describe("RafsFs", () => {
     assert.equal(encodeDev(4, 300), (300 & 0xff) | (4 << 8) | ((300 & ~0xff) << 12));
   });
 
-  it("reads file bytes, short at EOF, empty past it; open refuses writes", async () => {
+  it("reads file bytes by node id, short at EOF, empty past it; EISDIR for a directory", async () => {
     const f = look(look(1, "d").nodeId, "f");
-    const fh = rfs.open(f.nodeId, 0);
-    assert.ok(fh > 0);
-    const data = (await rfs.read(f.nodeId, fh, 65_000, 70_000)) as Uint8Array;
+    const data = (await rfs.read(f.nodeId, 65_000, 70_000)) as Uint8Array;
     assert.equal(data.length, 70_000);
     const whole = new Uint8Array(200_000);
-    for (let off = 0; off < 200_000; off += 4096 * 7) whole.set((await rfs.read(f.nodeId, fh, off, 4096 * 7)) as Uint8Array, off);
+    for (let off = 0; off < 200_000; off += 4096 * 7) whole.set((await rfs.read(f.nodeId, off, 4096 * 7)) as Uint8Array, off);
     assert.deepEqual(data, whole.subarray(65_000, 135_000));
-    assert.equal(((await rfs.read(f.nodeId, fh, 199_990, 100)) as Uint8Array).length, 10);
-    assert.equal(((await rfs.read(f.nodeId, fh, 300_000, 100)) as Uint8Array).length, 0);
-    rfs.release(fh);
-    assert.equal(rfs.open(f.nodeId, 1), -Errno.EROFS);
-    assert.equal(rfs.open(1, 0), -Errno.EISDIR);
+    assert.equal(((await rfs.read(f.nodeId, 199_990, 100)) as Uint8Array).length, 10);
+    assert.equal(((await rfs.read(f.nodeId, 300_000, 100)) as Uint8Array).length, 0);
+    assert.equal(await rfs.read(1, 0, 4096), -Errno.EISDIR);
+    assert.equal(await rfs.read(987_654, 0, 4096), -Errno.ENOENT);
     const e = look(1, "empty");
-    assert.equal(((await rfs.read(e.nodeId, 0, 0, 4096)) as Uint8Array).length, 0);
+    assert.equal(((await rfs.read(e.nodeId, 0, 4096)) as Uint8Array).length, 0);
   });
 
   it("answers EIO and logs one line naming the file when the reader throws", async () => {
@@ -95,7 +92,7 @@ describe("RafsFs", () => {
     const d = bad.lookup(1, name("d")) as FsEntry;
     const f = bad.lookup(d.nodeId, name("f")) as FsEntry;
     const before = logs.length;
-    assert.equal(await bad.read(f.nodeId, 0, 0, 4096), -Errno.EIO);
+    assert.equal(await bad.read(f.nodeId, 0, 4096), -Errno.EIO);
     assert.equal(logs.length, before + 1);
     assert.match(logs.at(-1)!, /"\/d\/f".*EIO.*boom/);
   });
@@ -121,17 +118,14 @@ describe("RafsFs", () => {
   });
 
   it("lists directories with '.', '..' and resumable cookies", () => {
-    const fh = rfs.opendir(1);
-    assert.ok(fh > 0);
-    const all = rfs.readdir(fh, 0) as ReturnType<RafsFs["readdir"]> & object[];
+    const all = rfs.readdir(1, 0) as ReturnType<RafsFs["readdir"]> & object[];
     const names = (all as { name: Uint8Array }[]).map((e) => new TextDecoder().decode(e.name));
     assert.deepEqual(names, [".", "..", "c", "d", "empty", "s"]);
-    const rest = rfs.readdir(fh, (all as { next: number }[])[2].next) as { name: Uint8Array }[];
+    const rest = rfs.readdir(1, (all as { next: number }[])[2].next) as { name: Uint8Array }[];
     assert.deepEqual(rest.map((e) => new TextDecoder().decode(e.name)), ["d", "empty", "s"]);
     assert.equal(rfs.entryOf((all as never[])[0]), undefined);
-    rfs.releasedir(fh);
-    assert.equal(rfs.readdir(fh, 0), -Errno.EBADF);
-    assert.equal(rfs.opendir(look(1, "s").nodeId), -Errno.ENOTDIR);
+    assert.deepEqual((rfs.readdir(1, 6) as object[]).length, 0, "past the end");
+    assert.equal(rfs.readdir(look(1, "s").nodeId, 0), -Errno.ENOTDIR);
   });
 });
 

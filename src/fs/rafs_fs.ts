@@ -99,11 +99,6 @@ const DOTDOT = new Uint8Array([0x2e, 0x2e]);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-interface DirHandle {
-  nodeId: number;
-  entries: FsDirEntry[];
-}
-
 /** Encodes a device number like the kernel's `new_encode_dev` (what fuse_attr.rdev holds). */
 export function encodeDev(major: number, minor: number): number {
   return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
@@ -124,11 +119,8 @@ export class RafsFs {
   private readonly parents = new Map<number, number>();
   /** Paths of node ids (first name seen), for log lines. */
   private readonly names = new Map<number, string>();
-  private readonly dirs = new Map<number, DirHandle>();
-  private readonly files = new Map<number, RafsInode>();
   /** Recently listed directories (lookups in a big directory would decode it again each time). */
   private readonly dirCache = new Map<number, RafsDirEntry[]>();
-  private nextFh = 1;
   private readonly log: (line: string) => void;
 
   constructor(
@@ -270,32 +262,14 @@ export class RafsFs {
     }
   }
 
-  /** OPEN: returns a file handle. Only read access is possible (the mount is read-only too). */
-  open(nodeId: number, flags: number): number {
+  /**
+   * READ of a regular file by node id (the server answers OPEN with ENOSYS, so there are no
+   * file handles). Never answers wrong bytes: a failed read is logged once (file and error)
+   * and answers -EIO.
+   */
+  async read(nodeId: number, offset: number, size: number): Promise<Uint8Array | number> {
     const inode = this.inode(nodeId);
     if (typeof inode === "number") return inode;
-    if (inode.kind === "dir") return -Errno.EISDIR;
-    if ((flags & 3) !== 0 || (flags & 0o1000) !== 0) return -Errno.EROFS; // O_WRONLY/O_RDWR, O_TRUNC
-    const fh = this.nextFh++;
-    this.files.set(fh, inode);
-    return fh;
-  }
-
-  release(fh: number): void {
-    this.files.delete(fh);
-  }
-
-  /**
-   * READ of an open file (or of a node id when `fh` is unknown). Never answers wrong bytes:
-   * a failed read is logged once (file and error) and answers -EIO.
-   */
-  async read(nodeId: number, fh: number, offset: number, size: number): Promise<Uint8Array | number> {
-    let inode = this.files.get(fh);
-    if (inode === undefined) {
-      const i = this.inode(nodeId);
-      if (typeof i === "number") return i;
-      inode = i;
-    }
     if (inode.kind !== "reg") return inode.kind === "dir" ? -Errno.EISDIR : -Errno.EINVAL;
     if (offset >= inode.size || size === 0) return new Uint8Array(0);
     const length = Math.min(size, inode.size - offset);
@@ -309,8 +283,12 @@ export class RafsFs {
     }
   }
 
-  /** OPENDIR: snapshots the entries (with "." and "..") under a handle. */
-  opendir(nodeId: number): number {
+  /**
+   * READDIR of a directory by node id: its entries ("." and ".." first) from cookie `offset`
+   * on (0 = start); the caller stops when its buffer is full. Cookies are positions in the
+   * name-sorted listing, which never changes in a read-only image.
+   */
+  readdir(nodeId: number, offset: number): FsDirEntry[] | number {
     const dir = this.inode(nodeId);
     if (typeof dir === "number") return dir;
     if (dir.kind !== "dir") return -Errno.ENOTDIR;
@@ -321,25 +299,16 @@ export class RafsFs {
       this.log(`nydus-ts fs: cannot read directory "${this.pathOf(nodeId)}": ${errText(e)}`);
       return -Errno.EIO;
     }
-    const entries: FsDirEntry[] = [
-      { name: DOT, nodeId, type: DT.dir, next: 1 },
-      { name: DOTDOT, nodeId: this.parents.get(nodeId) ?? ROOT_ID, type: DT.dir, next: 2 },
-    ];
-    for (const e of list) {
+    const out: FsDirEntry[] = [];
+    if (offset < 1) out.push({ name: DOT, nodeId, type: DT.dir, next: 1 });
+    if (offset < 2) out.push({ name: DOTDOT, nodeId: this.parents.get(nodeId) ?? ROOT_ID, type: DT.dir, next: 2 });
+    for (let i = Math.max(0, offset - 2); i < list.length; i++) {
+      const e = list[i]!;
       const child = this.nodeIdOf(e.ino);
       this.remember(nodeId, child, e.name, e.kind);
-      entries.push({ name: e.name, nodeId: child, type: DT[e.kind] ?? 0, next: entries.length + 1 });
+      out.push({ name: e.name, nodeId: child, type: DT[e.kind] ?? 0, next: i + 3 });
     }
-    const fh = this.nextFh++;
-    this.dirs.set(fh, { nodeId, entries });
-    return fh;
-  }
-
-  /** Entries from cookie `offset` on (0 = start); the caller stops when its buffer is full. */
-  readdir(fh: number, offset: number): FsDirEntry[] | number {
-    const h = this.dirs.get(fh);
-    if (h === undefined) return -Errno.EBADF;
-    return h.entries.slice(offset);
+    return out;
   }
 
   /** Attributes of a readdirplus item ("." and ".." get none: the kernel skips them). */
@@ -347,10 +316,6 @@ export class RafsFs {
     if (bytesEqual(e.name, DOT) || bytesEqual(e.name, DOTDOT)) return undefined;
     const inode = this.inode(e.nodeId);
     return typeof inode === "number" ? undefined : { nodeId: e.nodeId, attr: this.attrOf(inode) };
-  }
-
-  releasedir(fh: number): void {
-    this.dirs.delete(fh);
   }
 
   /**
