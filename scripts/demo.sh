@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: convert the OCI image layout examples/oci-image
 # (or the image given as $1: any `convert --source` word) into a Nydus image in an OCI
-# layout, check it against the source file by file, then open its merged bootstrap:
-# list it and unpack it. No registry needed.
+# layout, check it against the source file by file, read it lazily (ls, cat), then open its
+# merged bootstrap: list it and unpack it. No registry needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -23,6 +23,15 @@ if [ -n "$bootlayer" ]; then
   mkdir -p "$out/bootstrap"
   tar -xzf "$out/nydus/blobs/sha256/$bootlayer" -C "$out/bootstrap"
   $cli inspect "$out/bootstrap/image/image.boot"
+  echo
+  echo "== read it lazily, without unpacking: ls, then cat of the first regular file (only its chunks are read)"
+  $cli ls "oci:$out/nydus:v1" /
+  first=$($cli inspect "$out/bootstrap/image/image.boot" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const f=JSON.parse(s).nodes.find(f=>f.type==="reg"&&f.size>0);console.log(f?f.path:"")})')
+  if [ -n "$first" ]; then
+    echo "-- $first:"
+    $cli cat "oci:$out/nydus:v1" "$first" | head -c 300
+    echo
+  fi
   echo
   echo "== unpack the Nydus image"
   $cli unpack "$out/bootstrap/image/image.boot" --blob-dir "$out/nydus/blobs/sha256" --output "$out/unpacked"
