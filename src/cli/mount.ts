@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { mountFuse, RafsFs } from "../fs/index.ts";
 import { InvalidInputError } from "../internal/errors.ts";
-import { prefetch } from "../storage/index.ts";
+import { prefetch, shareReadiness } from "../storage/index.ts";
 import { emit } from "./output.ts";
 import { alive, exitFile, metricsLines, mountKey, readState, runDir, stateFile, writeState, type MountState } from "./run_state.ts";
 import { openRuntime, type RuntimeFlags } from "./runtime.ts";
@@ -33,7 +33,10 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
 
   const rt = await openRuntime(source, flags, { persistentCache: true });
   const rfs = new RafsFs(rt.image, rt.reader, { log });
-  const m = await mountFuse(rfs, mp, { source, log });
+  // The serving thread answers metadata and cached reads itself; with re-verification of cache
+  // hits every READ must go through the cache on this thread.
+  const shared = rt.cache.verifyOnHit ? undefined : await shareReadiness(rt.cache, rt.image);
+  const m = await mountFuse(rfs, mp, { source, log, fastPath: { bootstrap: rt.nydus.bootstrap, cacheDir: rt.cacheDir, ...shared } });
   const startedAt = new Date().toISOString();
   let pf: MountState["prefetch"] = { state: "off" };
   const state = (): MountState => ({
@@ -81,6 +84,8 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
   const timer = setInterval(refresh, 1000);
   await m.closed;
   clearInterval(timer);
+  const fst = m.stats();
+  log(`fuse: ${fst.answeredInWorker} requests and ${fst.fastReads} cached reads (${fst.fastReadBytes} bytes) answered by the serving thread, ${fst.forwarded} by the main thread`);
   controller.abort();
   await prefetching;
   const final = state();

@@ -159,6 +159,11 @@ export class RafsFs {
     return this.names.get(nodeId) ?? `<inode ${this.inoOf(nodeId)}>`;
   }
 
+  /** Records the image path of a node id learnt elsewhere (another thread's lookups), for messages. */
+  notePath(nodeId: number, path: string): void {
+    if (!this.names.has(nodeId) && !path.startsWith("<")) this.names.set(nodeId, path);
+  }
+
   attrOf(inode: RafsInode): FsAttr {
     const size = inode.size;
     return {

@@ -83,6 +83,15 @@ function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
+/**
+ * Host paths of a blob's cache files under `dir`.
+ * @throws UnsafePathError when the blob id is not a plain file name
+ */
+export function cacheFiles(dir: string, blobId: string): { data: string; map: string } {
+  checkBlobId(blobId);
+  return { data: path.join(dir, `${blobId}.blob.data`), map: path.join(dir, `${blobId}.chunk_map`) };
+}
+
 export class BlobCache {
   readonly dir: string;
   readonly backend: BlobBackend;
@@ -91,6 +100,11 @@ export class BlobCache {
   readonly slots: RequestSlots;
   readonly mergeLimit: number;
   readonly verifyOnHit: boolean;
+  /**
+   * Told when chunks become ready (after their data and their persisted bit are durable) and
+   * when a cached chunk is dropped (before its data is rewritten). See shared_ready.ts.
+   */
+  onReadyChange?: (blobIndex: number, chunkIndices: readonly number[], ready: boolean) => void;
   readonly #states = new Map<number, Promise<BlobState>>();
   /** Background persistence of fetched chunks (awaited by {@link flush}). */
   readonly #pending = new Set<Promise<void>>();
@@ -109,9 +123,7 @@ export class BlobCache {
 
   /** Host paths of a blob's cache files. @throws UnsafePathError, FormatError */
   files(blobIndex: number): { data: string; map: string } {
-    const info = this.#info(blobIndex);
-    checkBlobId(info.blobId);
-    return { data: path.join(this.dir, `${info.blobId}.blob.data`), map: path.join(this.dir, `${info.blobId}.chunk_map`) };
+    return cacheFiles(this.dir, this.#info(blobIndex).blobId);
   }
 
   #info(blobIndex: number): BlobInfo {
@@ -275,6 +287,7 @@ export class BlobCache {
     if (good) return buf;
     // The cached copy is unusable: make the cleared bit durable before the data is rewritten.
     state.map.clear(c.index);
+    this.onReadyChange?.(c.blobIndex, [c.index], false);
     await state.map.persist();
     const counters = this.metrics.blob(state.info.blobId);
     counters.hits--;
@@ -353,8 +366,10 @@ export class BlobCache {
       }
       if (good.length === 0) return;
       await state.data.datasync();
-      state.map.set(good.map((c) => c.index));
+      const indices = good.map((c) => c.index);
+      state.map.set(indices);
       await state.map.persist();
+      this.onReadyChange?.(good[0]!.blobIndex, indices, true);
     } finally {
       for (let k = 0; k < chunks.length; k++) {
         const c = chunks[k]!;

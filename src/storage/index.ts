@@ -11,3 +11,5 @@ export * from "./prefetch.ts";
 export * from "./reader.ts";
 export * from "./slots.ts";
 export * from "./verify.ts";
+export * from "./shared_ready.ts";
+export * from "./sync_reader.ts";

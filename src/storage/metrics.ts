@@ -35,6 +35,12 @@ export interface MetricsSnapshot {
 /** Mutable counters shared by a backend and a cache. */
 export class StorageMetrics {
   readonly #blobs = new Map<string, BlobCounters>();
+  readonly #collectors: (() => void)[] = [];
+
+  /** Registers a function that folds counts kept elsewhere (another thread) into these counters before each snapshot. */
+  addCollector(collect: () => void): void {
+    this.#collectors.push(collect);
+  }
 
   /** The counters of a blob (created on first use). */
   blob(blobId: string): BlobCounters {
@@ -57,6 +63,7 @@ export class StorageMetrics {
 
   /** A deep copy as plain JSON, with totals. */
   snapshot(): MetricsSnapshot {
+    for (const collect of this.#collectors) collect();
     const blobs: Record<string, BlobCounters> = {};
     const totals = { requests: 0, bytes: 0, failures: 0, hits: 0, misses: 0, verifiedChunks: 0, verificationFailures: 0 };
     for (const [id, b] of this.#blobs) {

@@ -15,22 +15,24 @@ export interface FileDataReader {
 /** Largest single read. FUSE asks for at most 1 MiB; larger reads are the caller's to split. */
 export const MAX_READ = 64 << 20;
 
-export class FileReader implements FileDataReader {
-  /** Sorted chunk lists of recently read files (ino → chunks), bounded. */
-  readonly #chunks = new Map<number, FileChunk[]>();
+/** Sorted, checked chunk lists of recently read files (ino → chunks), bounded (LRU). */
+export class ChunkLists {
+  readonly #lists = new Map<number, FileChunk[]>();
 
   constructor(
     readonly image: RafsImage,
-    readonly cache: BlobCache,
-    readonly options: { chunkListCache?: number } = {},
+    readonly limit = 256,
   ) {}
 
-  /** A file's chunks sorted by file offset, checked to lie inside the file without overlap. */
-  chunksOf(inode: RafsInode): FileChunk[] {
-    let list = this.#chunks.get(inode.ino);
+  /**
+   * A file's chunks sorted by file offset, checked to lie inside the file without overlap.
+   * @throws FormatError for overlapping chunks or chunks past the end of the file
+   */
+  of(inode: RafsInode): FileChunk[] {
+    let list = this.#lists.get(inode.ino);
     if (list) {
-      this.#chunks.delete(inode.ino);
-      this.#chunks.set(inode.ino, list); // most recently used last
+      this.#lists.delete(inode.ino);
+      this.#lists.set(inode.ino, list); // most recently used last
       return list;
     }
     list = [...this.image.chunks(inode)].sort((a, b) => a.fileOffset - b.fileOffset);
@@ -41,10 +43,39 @@ export class FileReader implements FileDataReader {
       }
       end = fc.fileOffset + fc.chunk.uncompressedSize;
     }
-    this.#chunks.set(inode.ino, list);
-    const limit = this.options.chunkListCache ?? 256;
-    while (this.#chunks.size > limit) this.#chunks.delete(this.#chunks.keys().next().value!);
+    this.#lists.set(inode.ino, list);
+    while (this.#lists.size > this.limit) this.#lists.delete(this.#lists.keys().next().value!);
     return list;
+  }
+}
+
+/** Index of the first chunk of a sorted list that ends after `offset` (binary search). */
+export function firstChunkAfter(list: readonly FileChunk[], offset: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const fc = list[mid]!;
+    if (fc.fileOffset + fc.chunk.uncompressedSize <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class FileReader implements FileDataReader {
+  readonly #chunks: ChunkLists;
+
+  constructor(
+    readonly image: RafsImage,
+    readonly cache: BlobCache,
+    readonly options: { chunkListCache?: number } = {},
+  ) {
+    this.#chunks = new ChunkLists(image, options.chunkListCache ?? 256);
+  }
+
+  /** A file's chunks sorted by file offset, checked to lie inside the file without overlap. */
+  chunksOf(inode: RafsInode): FileChunk[] {
+    return this.#chunks.of(inode);
   }
 
   /**
@@ -64,17 +95,8 @@ export class FileReader implements FileDataReader {
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return new Uint8Array();
     const list = this.chunksOf(inode);
-    // First chunk ending after `offset` (binary search).
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const fc = list[mid]!;
-      if (fc.fileOffset + fc.chunk.uncompressedSize <= offset) lo = mid + 1;
-      else hi = mid;
-    }
     const wanted: FileChunk[] = [];
-    for (let i = lo; i < list.length && list[i]!.fileOffset < end; i++) wanted.push(list[i]!);
+    for (let i = firstChunkAfter(list, offset); i < list.length && list[i]!.fileOffset < end; i++) wanted.push(list[i]!);
     const out = new Uint8Array(end - offset); // zeros for holes
     const data = await this.cache.readChunks(wanted.map((fc) => fc.chunk), options);
     for (let k = 0; k < wanted.length; k++) {

@@ -135,14 +135,19 @@ export class Body {
   }
 }
 
+/** Writes fuse_out_header at the start of `out` (whose payload, if any, follows at 16). */
+export function writeOutHeader(out: Uint8Array, len: number, error: number, unique: bigint): void {
+  const v = new DataView(out.buffer, out.byteOffset, OUT_HEADER_SIZE);
+  v.setUint32(0, len, true);
+  v.setInt32(4, error, true);
+  v.setBigUint64(8, unique, true);
+}
+
 /** A reply: out header plus the given payload, as one buffer (one write per reply). */
 export function reply(unique: bigint, error: number, payload?: Uint8Array): Uint8Array {
   const len = OUT_HEADER_SIZE + (payload?.length ?? 0);
   const out = new Uint8Array(len);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, len, true);
-  v.setInt32(4, error, true);
-  v.setBigUint64(8, unique, true);
+  writeOutHeader(out, len, error, unique);
   if (payload) out.set(payload, OUT_HEADER_SIZE);
   return out;
 }

@@ -3,9 +3,12 @@
  *
  * - `/dev/fuse` is opened here and util-linux `mount -i -t fuse.<type>` does the mount(2) with
  *   the fd passed as its fd 3 (`-i`: never run a mount.fuse helper).
- * - A `worker_thread` loops on a **blocking** `fs.readSync` of the fd and posts each request to
- *   the main thread. (An async read loop would pin a libuv pool thread, and the pool could then
- *   be filled by fs calls that wait on this very mount: a deadlock.)
+ * - A `worker_thread` (fuse/worker.ts) loops on a **blocking** `fs.readSync` of the fd and posts
+ *   each request to the main thread. (An async read loop would pin a libuv pool thread, and the
+ *   pool could then be filled by fs calls that wait on this very mount: a deadlock.)
+ * - With {@link MountFuseOptions.fastPath} the worker answers metadata requests itself, and
+ *   READs whose chunks the blob cache holds (synchronous reads of the cache files); the main
+ *   thread then sees only INIT, DESTROY and READs that need a fetch (see worker.ts).
  * - The main thread decodes and answers requests; reads are async and many may be in flight.
  *   Each reply is one `fs.writeSync` on the same fd (fds are process-wide; replies may go out of
  *   order).
@@ -25,25 +28,9 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { Errno, type RafsFs } from "../rafs_fs.ts";
-import {
-  Body,
-  ENTRY_OUT_SIZE,
-  IN_HEADER_SIZE,
-  InitFlag,
-  OUT_HEADER_SIZE,
-  Opcode,
-  WRITE_OPCODES,
-  attrOut,
-  decodeInHeader,
-  direntSize,
-  entryOut,
-  initOut,
-  reply,
-  statfsOut,
-  writeDirent,
-  writeEntryOut,
-  xattrSizeOut,
-} from "./protocol.ts";
+import { answerSync } from "./dispatch.ts";
+import { Body, IN_HEADER_SIZE, InitFlag, OUT_HEADER_SIZE, Opcode, decodeInHeader, initOut, reply } from "./protocol.ts";
+import { STAT_COUNT, Stat, type WorkerData } from "./worker_data.ts";
 
 /** Options of {@link mountFuse}. */
 export interface MountFuseOptions {
@@ -59,6 +46,36 @@ export interface MountFuseOptions {
   maxRead?: number;
   /** Kernel background requests (async reads in flight). @default 64 */
   maxBackground?: number;
+  /**
+   * Lets the serving thread answer by itself what it can (see worker.ts): metadata from its own
+   * copy of the image, and READs of cached chunks from the blob cache's files. Without it every
+   * request goes to the main thread. The fs passed to {@link mountFuse} must serve the same image
+   * (and, for READs, read through the cache that owns `cacheDir`).
+   */
+  fastPath?: {
+    /** The image's bootstrap bytes (the thread opens its own RafsImage from them). */
+    bootstrap: Uint8Array;
+    /** Directory of the BlobCache holding `<blobId>.blob.data` files. */
+    cacheDir: string;
+    /**
+     * Readiness bitmaps by blob index (storage's `shareReadiness`). Omit them to keep every READ
+     * on the main thread (e.g. when the cache re-verifies chunks on each first hit).
+     */
+    ready?: SharedArrayBuffer[];
+    /** Cache-hit counters by blob index (storage's `shareReadiness`), bumped per chunk served. */
+    hits?: SharedArrayBuffer;
+  };
+}
+
+/** Request counters of a mount. */
+export interface FuseStats {
+  /** Requests other than READ answered by the serving thread (fast path). */
+  answeredInWorker: number;
+  /** READs answered by the serving thread from the cache files, and their bytes. */
+  fastReads: number;
+  fastReadBytes: number;
+  /** Requests handed to the main thread. */
+  forwarded: number;
 }
 
 /** A mounted filesystem. */
@@ -68,31 +85,20 @@ export interface FuseMount {
   unmount(options?: { lazy?: boolean }): Promise<void>;
   /** Resolves when the server has ended (after unmount or an external umount). */
   readonly closed: Promise<void>;
+  /** Requests answered so far, by thread. */
+  stats(): FuseStats;
 }
 
-const WORKER_SOURCE = `
-const { workerData, parentPort } = require("node:worker_threads");
-const fs = require("node:fs");
-const buf = Buffer.allocUnsafe(workerData.bufSize);
-const go = new Int32Array(workerData.go);
-parentPort.postMessage({ type: "ready" });
-// Reading before mount(2) has attached the fd fails with EPERM: wait for the main thread's go (1) or stop (2).
-while (Atomics.load(go, 0) === 0) Atomics.wait(go, 0, 0);
-for (;;) {
-  if (Atomics.load(go, 0) === 2) { parentPort.postMessage({ type: "end", code: "ENODEV", message: "not mounted" }); break; }
-  let n;
-  try {
-    n = fs.readSync(workerData.fd, buf, 0, buf.length, null);
-  } catch (e) {
-    if (e.code === "EINTR" || e.code === "EAGAIN") continue;
-    parentPort.postMessage({ type: "end", code: e.code, message: e.message });
-    break;
-  }
-  if (n === 0) { parentPort.postMessage({ type: "end", code: "EOF", message: "end of file" }); break; }
-  const ab = new ArrayBuffer(n);
-  new Uint8Array(ab).set(buf.subarray(0, n));
-  parentPort.postMessage(ab, [ab]);
-}
+/** The serving thread's module: TypeScript under tsx (registered in the thread too), else dist's .js. */
+const WORKER_URL = new URL(`./worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url).href;
+
+/** Bootstraps worker.ts (worker threads do not inherit the parent's module hooks). */
+const WORKER_BOOT = `
+const { workerData } = require("node:worker_threads");
+(async () => {
+  if (workerData.tsx) (await import(workerData.tsx)).register();
+  await import(workerData.url);
+})().catch((e) => { throw e; });
 `;
 
 /** Kernel read-ahead for the mount, in KiB: a few maximum-size READs in flight. */
@@ -157,6 +163,7 @@ export async function mountFuse(rfs: RafsFs, mountpoint: string, options: MountF
     }
   };
 
+  const meta = { rfs, cacheSeconds: cache, send, log };
   const handle = async (buf: Uint8Array): Promise<void> => {
     const h = decodeInHeader(buf);
     const body = new Body(buf.subarray(IN_HEADER_SIZE, Math.min(h.len, buf.length)));
@@ -191,90 +198,16 @@ export async function mountFuse(rfs: RafsFs, mountpoint: string, options: MountF
           resolveInit();
           return;
         }
-        case Opcode.FORGET:
-        case Opcode.BATCH_FORGET:
-        case Opcode.INTERRUPT:
-          return; // no reply
         case Opcode.DESTROY:
           answer();
           return;
-        case Opcode.LOOKUP: {
-          const r = rfs.lookup(nodeId, body.cstr(0));
-          if (typeof r === "number") return fail(r);
-          return answer(entryOut(r.nodeId, r.attr, cache, cache));
-        }
-        case Opcode.GETATTR: {
-          const r = rfs.getattr(nodeId);
-          if (typeof r === "number") return fail(r);
-          return answer(attrOut(r, cache));
-        }
-        case Opcode.READLINK: {
-          const r = rfs.readlink(nodeId);
-          if (typeof r === "number") return fail(r);
-          return answer(r);
-        }
-        case Opcode.OPEN:
-        case Opcode.OPENDIR:
-        case Opcode.FLUSH:
-          // ENOSYS makes the kernel stop sending these (no_open, no_opendir, no_flush): files and
-          // directories then open with KEEP_CACHE / CACHE_DIR and no handle, READ and READDIR
-          // come with node ids, and RELEASE/RELEASEDIR/FLUSH never come. A read-only image needs
-          // no per-open state, and a small file costs 2 round trips (LOOKUP, READ) instead of 5:
-          // the /usr tree of the bench image reads 2x as fast.
-          return fail(-Errno.ENOSYS);
         case Opcode.READ: {
           const r = await rfs.read(nodeId, body.u64(8), Math.min(body.u32(16), maxRead));
           if (typeof r === "number") return fail(r);
           return answer(r);
         }
-        case Opcode.RELEASE: // not sent once OPEN has answered ENOSYS
-        case Opcode.RELEASEDIR:
-          return answer();
-        case Opcode.FSYNC:
-        case Opcode.FSYNCDIR:
-          return answer();
-        case Opcode.ACCESS: {
-          const r = rfs.getattr(nodeId);
-          return typeof r === "number" ? fail(r) : answer();
-        }
-        case Opcode.STATFS:
-          return answer(statfsOut(rfs.statfs()));
-        case Opcode.GETXATTR: {
-          const size = body.u32(0);
-          const r = rfs.getxattr(nodeId, body.cstr(8), size);
-          if (typeof r !== "number") return answer(r);
-          if (r < 0) return fail(r);
-          return answer(xattrSizeOut(r));
-        }
-        case Opcode.LISTXATTR: {
-          const r = rfs.listxattr(nodeId, body.u32(0));
-          if (typeof r !== "number") return answer(r);
-          if (r < 0) return fail(r);
-          return answer(xattrSizeOut(r));
-        }
-        case Opcode.READDIR:
-        case Opcode.READDIRPLUS: {
-          const plus = h.opcode === Opcode.READDIRPLUS;
-          const entries = rfs.readdir(nodeId, body.u64(8));
-          if (typeof entries === "number") return fail(entries);
-          const size = body.u32(16);
-          const out = new Uint8Array(size);
-          const v = new DataView(out.buffer);
-          let off = 0;
-          for (const e of entries) {
-            const need = (plus ? ENTRY_OUT_SIZE : 0) + direntSize(e.name.length);
-            if (off + need > size) break;
-            if (plus) {
-              const ent = rfs.entryOf(e);
-              if (ent) writeEntryOut(v, off, ent.nodeId, ent.attr, cache, cache);
-              off += ENTRY_OUT_SIZE;
-            }
-            off += writeDirent(out, v, off, e.nodeId, e.next, e.type, e.name);
-          }
-          return answer(out.subarray(0, off));
-        }
         default:
-          return fail(WRITE_OPCODES.has(h.opcode) ? -Errno.EROFS : -Errno.ENOSYS);
+          answerSync(meta, h, body);
       }
     } catch (e) {
       log(`nydus-ts fuse: opcode ${h.opcode} on node ${nodeId} failed, answering EIO: ${(e as Error).message}`);
@@ -289,17 +222,30 @@ export async function mountFuse(rfs: RafsFs, mountpoint: string, options: MountF
     Atomics.store(go, 0, value);
     Atomics.notify(go, 0);
   };
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd, go: goBuf, bufSize: maxRead + 0x10000 + OUT_HEADER_SIZE } });
+  const statsBuf = new SharedArrayBuffer(STAT_COUNT * 8);
+  const counters = new BigInt64Array(statsBuf);
+  const workerData: WorkerData = {
+    fd, go: goBuf, bufSize: maxRead + 0x10000 + OUT_HEADER_SIZE, maxRead, cacheSeconds: cache, stats: statsBuf, fast: options.fastPath,
+  };
+  const tsx = WORKER_URL.endsWith(".ts") ? import.meta.resolve("tsx/esm/api") : undefined;
+  const worker = new Worker(WORKER_BOOT, { eval: true, workerData: { ...workerData, url: WORKER_URL, tsx } });
   const ready = new Promise<void>((res, rej) => {
-    worker.once("message", () => res());
     worker.once("error", rej);
+    worker.on("message", (m: { type?: string }) => {
+      if (m.type === "ready") res();
+    });
   });
+  const dispatch = (buf: ArrayBuffer): void => {
+    handle(new Uint8Array(buf)).catch((e: Error) => log(`nydus-ts fuse: dropped a malformed request: ${e.message}`));
+  };
   worker.on("message", (m: unknown) => {
-    if (m instanceof ArrayBuffer) {
-      handle(new Uint8Array(m)).catch((e: Error) => log(`nydus-ts fuse: dropped a malformed request: ${e.message}`));
-      return;
+    if (m instanceof ArrayBuffer) return dispatch(m);
+    const msg = m as { type: string; code?: string; message?: string; line?: string; buf?: ArrayBuffer; nodeId?: number; path?: string };
+    if (msg.type === "read") {
+      rfs.notePath(msg.nodeId!, msg.path!);
+      return dispatch(msg.buf!);
     }
-    const msg = m as { type: string; code?: string; message?: string };
+    if (msg.type === "log") return log(msg.line!);
     if (msg.type === "end") {
       ended = true;
       if (msg.code !== "ENODEV") log(`nydus-ts fuse: server for "${mountpoint}" ended: ${msg.code} ${msg.message ?? ""}`.trimEnd());
@@ -336,9 +282,16 @@ export async function mountFuse(rfs: RafsFs, mountpoint: string, options: MountF
     throw e;
   }
 
+  const stat = (i: Stat): number => Number(Atomics.load(counters, i));
   return {
     mountpoint,
     closed,
+    stats: () => ({
+      answeredInWorker: stat(Stat.answered),
+      fastReads: stat(Stat.fastReads),
+      fastReadBytes: stat(Stat.fastReadBytes),
+      forwarded: stat(Stat.forwarded),
+    }),
     async unmount(o: { lazy?: boolean } = {}): Promise<void> {
       if (!ended) await run("umount", o.lazy ? ["-l", mountpoint] : [mountpoint], []);
       await closed;
