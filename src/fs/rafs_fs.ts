@@ -11,15 +11,10 @@
  * errno** (`-ENOENT`…), as the FUSE reply header wants it.
  */
 import type { FileKind, RafsDirEntry, RafsImage, RafsInode } from "../rafs/model.ts";
+import type { FileDataReader } from "../storage/reader.ts";
 
-/** Verified file data of regular files (satisfied by src/storage's lazy reader and by {@link fileReaderFromChunks}). */
-export interface FileDataReader {
-  /**
-   * Bytes [offset, offset + length) of a regular file, verified; shorter only at EOF.
-   * Throws (e.g. DigestMismatchError) when a chunk cannot be read or verified.
-   */
-  read(inode: RafsInode, offset: number, length: number): Promise<Uint8Array>;
-}
+// Verified file data of regular files: src/storage's lazy reader, or fileReaderFromChunks.
+export type { FileDataReader } from "../storage/reader.ts";
 
 /** errno values used here (Linux). */
 export const Errno = {

@@ -9,6 +9,10 @@ import type { BlobCache, ChunkReadOptions } from "./cache.ts";
 
 /** What the filesystem layer needs to read file data. */
 export interface FileDataReader {
+  /**
+   * Bytes [offset, offset + length) of a regular file, verified; shorter only at EOF.
+   * Throws (e.g. DigestMismatchError) when a chunk cannot be read or verified.
+   */
   read(inode: RafsInode, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
 }
 
