@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
@@ -16,14 +16,9 @@ import { BlobCache, FileReader, localBackend, shareReadiness } from "../storage/
 import { file, random } from "../../test/textures/spec.ts";
 import { RafsFs } from "./rafs_fs.ts";
 import { mountFuse, type FuseMount } from "./fuse/server.ts";
+import { canMountFuse, skipReason } from "../../test/support/oracles.ts";
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return "not root";
-  if (!fs.existsSync("/dev/fuse")) return "no /dev/fuse";
-  if (spawnSync("mount", ["--version"]).status !== 0) return "no util-linux mount";
-  return undefined;
-}
-const reason = skipReason();
+const reason = skipReason(canMountFuse()) || undefined;
 if (reason) console.log(`# fuse fast-path tests skipped: ${reason}`);
 
 function sh(script: string): Promise<{ code: number; stdout: string; stderr: string }> {

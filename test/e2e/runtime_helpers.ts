@@ -15,6 +15,7 @@ import { allTypesTexture, file, random, type LayerSpec } from "../textures/spec.
 import { materializeDir } from "../textures/generate.ts";
 import { writeSourceLayout } from "../support/images.ts";
 import { PROJECT_ROOT } from "../support/paths.ts";
+import { canMountFuse, skipReason } from "../support/oracles.ts";
 import { restartableRegistry, type RestartableRegistry } from "../support/registry.ts";
 import { makeTempDir, mountsUnder, removeTree } from "../support/tmp.ts";
 
@@ -22,10 +23,9 @@ export const CHUNK = 0x10000;
 
 /** Why the runtime tests cannot run here, or undefined. */
 export function runtimeSkip(): string | false {
-  if (process.getuid?.() !== 0) return "not root";
-  if (!fs.existsSync("/dev/fuse")) return "no /dev/fuse";
+  const fuse = skipReason(canMountFuse());
+  if (fuse) return fuse;
   if (!fs.existsSync("/usr/bin/docker-registry")) return "no docker-registry (apt-get install docker-registry)";
-  if (spawnSync("mount", ["--version"]).status !== 0) return "no util-linux mount";
   return false;
 }
 

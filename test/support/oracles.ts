@@ -98,6 +98,14 @@ export function canMount(): Availability {
   return { ok: true };
 }
 
+/** Can this process serve a FUSE mount (root, /dev/fuse, util-linux mount)? Reason says why not. */
+export function canMountFuse(): Availability {
+  if (process.getuid?.() !== 0) return { ok: false, reason: "not root (mounting needs CAP_SYS_ADMIN)" };
+  if (!fs.existsSync("/dev/fuse")) return { ok: false, reason: "no /dev/fuse" };
+  if (spawnSync("mount", ["--version"]).status !== 0) return { ok: false, reason: "no util-linux mount" };
+  return { ok: true };
+}
+
 /** Root and overlayfs in the kernel. */
 export function canMountOverlay(): Availability {
   if (process.getuid?.() !== 0) return { ok: false, reason: "not root (mounting needs CAP_SYS_ADMIN)" };
