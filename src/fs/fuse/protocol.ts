@@ -85,10 +85,6 @@ export const InitFlag = {
   CACHE_SYMLINKS: 1 << 23,
 } as const;
 
-/** fuse_open_out.open_flags. */
-export const FOPEN_KEEP_CACHE = 1 << 1;
-export const FOPEN_CACHE_DIR = 1 << 3;
-
 /** fuse_in_header. */
 export interface InHeader {
   len: number;
@@ -206,15 +202,6 @@ export function attrOut(a: FsAttr, attrValid: number): Uint8Array {
   v.setBigUint64(0, s, true);
   v.setUint32(8, n, true);
   writeAttr(v, 16, a);
-  return b;
-}
-
-/** fuse_open_out (16 bytes). */
-export function openOut(fh: number, openFlags: number): Uint8Array {
-  const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, BigInt(fh), true);
-  v.setUint32(8, openFlags, true);
   return b;
 }
 
