@@ -1,7 +1,7 @@
 /**
  * The lazy commands as a user runs them, against a real docker-registry: `ls`, `stat`, `cat`,
  * `cp` (a whole tree, and refusing a symlinked destination), and a foreground `mount` (run like
- * `mount … &`) ended by SIGINT and by an external `umount`, printing its metrics either way.
+ * `mount … &`) ended by SIGINT, SIGTERM and an external `umount`, printing its metrics each time.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -128,6 +128,15 @@ describe("foreground nydus-ts mount", { skip }, () => {
     assert.equal(out.unmounted, mp);
     assert.equal(out.metrics.totals.misses, 1);
     assert.equal(fs.readdirSync(w.runDir).filter((f) => /^mount-[0-9a-f]+\.json$/.test(f)).length, 0, "state file removed");
+  });
+
+  test("SIGTERM unmounts cleanly too", { timeout: 90_000 }, async () => {
+    const mp = path.join(w.work, "mnt-sigterm");
+    const m = await foreground(mp);
+    m.child.kill("SIGTERM");
+    assert.equal(await m.exited, 0, m.err());
+    assert.ok(!mounted(mp));
+    assert.equal(JSON.parse(m.out()).unmounted, mp);
   });
 
   test("an external umount ends the server, which prints the metrics", { timeout: 90_000 }, async () => {
