@@ -234,8 +234,9 @@ runtimeCommand("mount", "mount a Nydus image read-only with FUSE, fetching chunk
   .option("--daemon", "run detached (output to a log file in the run dir); return once the mount serves")
   .addHelpText("after", `\n${lazyIntro}\nServes until 'nydus-ts umount MOUNTPOINT', an external umount, or SIGINT/SIGTERM (which unmount cleanly),\nthen prints the metrics (JSON with --json). While mounted, 'nydus-ts stats MOUNTPOINT' shows them live; the state file\nlives in $NYDUS_TS_RUN_DIR, else /run/nydus-ts when writable, else <tmpdir>/nydus-ts-run.\n\nExamples:\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --daemon\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --prefetch --cache-dir /var/cache/nydus &\n  nydus-ts mount app.example.com/app:v1 /mnt/app --mirror http://127.0.0.1:65001 --mirror-header "X-Dragonfly-Registry: https://app.example.com" --daemon`)
   .action(async (source: string, mountpoint: string, opts) => {
-    const { runMount } = await import("./mount.ts");
-    await runMount(source, mountpoint, opts).catch((e) => reportError(e, opts));
+    // --daemon: the parent only spawns and waits, without loading the runtime.
+    const run = opts.daemon ? (await import("./mount_daemon.ts")).runMountDaemon.bind(null, mountpoint) : (await import("./mount.ts")).runMount.bind(null, source, mountpoint);
+    await run(opts).catch((e: unknown) => reportError(e, opts));
   });
 
 program

@@ -3,16 +3,14 @@
  * chunks on demand into a persistent cache, until `nydus-ts umount`, an external `umount`,
  * or SIGINT/SIGTERM (which unmount cleanly). Keeps a state file in the run dir (pid, source,
  * cache dir, live metrics; see run_state.ts), prints the metrics summary on exit. `--daemon`
- * re-runs the command detached (output to a log in the run dir) and returns once it serves.
+ * is mount_daemon.ts.
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
-import path from "node:path";
 import { mountFuse, RafsFs } from "../fs/index.ts";
-import { InvalidInputError } from "../internal/errors.ts";
 import { prefetch, shareReadiness } from "../storage/index.ts";
 import { emit } from "./output.ts";
-import { alive, exitFile, metricsLines, mountKey, readState, runDir, stateFile, writeState, type MountState } from "./run_state.ts";
+import { checkMountpoint, runMountDaemon, signalReady } from "./mount_daemon.ts";
+import { exitFile, metricsLines, writeState, type MountState } from "./run_state.ts";
 import { openRuntime, type RuntimeFlags } from "./runtime.ts";
 
 export interface MountFlags extends RuntimeFlags {
@@ -24,12 +22,8 @@ export interface MountFlags extends RuntimeFlags {
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
 export async function runMount(source: string, mountpoint: string, flags: MountFlags): Promise<void> {
-  const mp = path.resolve(mountpoint);
-  if (!fs.statSync(mp, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidInputError(`Cannot mount on "${mountpoint}": not a directory`);
-  const sf = stateFile(mp);
-  const old = readState(sf);
-  if (old && old.pid !== process.pid && alive(old.pid)) throw new InvalidInputError(`Cannot mount on "${mp}": nydus-ts pid ${old.pid} serves it already (nydus-ts umount ${mp})`);
-  if (flags.daemon) return daemonize(mp, sf, flags);
+  if (flags.daemon) return runMountDaemon(mountpoint, flags);
+  const { mp, sf } = checkMountpoint(mountpoint);
 
   const rt = await openRuntime(source, flags, { persistentCache: true });
   const rfs = new RafsFs(rt.image, rt.reader, { log });
@@ -80,6 +74,7 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
     );
   }
   refresh();
+  signalReady();
   log(`serving ${source} at ${mp} (pid ${process.pid}, cache ${rt.cacheDir}, state ${sf})`);
   const timer = setInterval(refresh, 1000);
   await m.closed;
@@ -96,32 +91,4 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
   emit(flags, { unmounted: mp, source, cacheDir: rt.cacheDir, fetched: final.fetched, metrics: final.metrics, prefetch: pf }, () =>
     [`unmounted ${mp}`, ...metricsLines(final.fetched, final.metrics)].join("\n"));
   process.exit(process.exitCode ?? 0);
-}
-
-/** Re-runs this command detached; resolves once the child serves the mount, throws with its error otherwise. */
-async function daemonize(mp: string, sf: string, flags: MountFlags): Promise<void> {
-  const dir = runDir();
-  const logFile = path.join(dir, `${mountKey(mp)}.log`);
-  const fd = fs.openSync(logFile, "w");
-  const args = process.argv.slice(2).filter((a) => a !== "--daemon");
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
-    detached: true, stdio: ["ignore", fd, fd], env: { ...process.env, NYDUS_TS_RUN_DIR: dir, NYDUS_TS_DAEMON_LOG: logFile },
-  });
-  fs.closeSync(fd);
-  let exited: number | string | undefined;
-  child.once("exit", (code, signal) => (exited = code ?? signal ?? "?"));
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    const st = readState(sf);
-    if (st && st.pid === child.pid && st.ready) break;
-    if (exited !== undefined || Date.now() > deadline) {
-      if (exited === undefined) child.kill("SIGTERM");
-      const tail = fs.readFileSync(logFile, "utf8").trim().split("\n").slice(-5).map((l) => l.replace(/^nydus-ts: /, "")).join("\n");
-      throw new InvalidInputError(`Cannot mount ${mp}: the daemon ${exited === undefined ? "did not get ready in time" : `exited (${exited})`}: ${tail || "(no output)"}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.unref();
-  emit(flags, { mountpoint: mp, pid: child.pid, stateFile: sf, log: logFile }, () => `mounted ${mp} (daemon pid ${child.pid}, log ${logFile})`);
-  process.exit(0);
 }
