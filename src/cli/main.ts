@@ -169,10 +169,11 @@ Examples:
   });
 
 /** Registry, cache and mirror flags of the lazy commands (ls, cat, stat, cp, mount). */
-function runtimeCommand(name: string, description: string): Command {
+function runtimeCommand(name: string, description: string, cacheDirHelp = "blob cache directory (default: a temporary one, removed at exit)"): Command {
   return program
     .command(name)
     .description(description)
+    .option("--cache-dir <dir>", cacheDirHelp)
     .option("--plain-http", "use plain HTTP for the registry")
     .option("--insecure", "skip TLS verification for the registry")
     .option("--ca <file>", "extra trusted CA certificate (PEM); repeatable", list)
@@ -187,7 +188,6 @@ const lazyIntro = "SOURCE is a registry REF or oci:DIR[:TAG] holding a Nydus ima
 runtimeCommand("ls", "list a directory of a Nydus image like ls -l, without pulling it (a file lists itself)")
   .argument("<source>", "REF | oci:DIR[:TAG]")
   .argument("[path]", "absolute path in the image", "/")
-  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
   .addHelpText("after", `\n${lazyIntro}\n\nExamples:\n  nydus-ts ls localhost:5000/app:v1-nydus /etc --plain-http\n  nydus-ts ls oci:./nydus-layout:v1 / --json`)
   .action(async (source: string, p: string, opts) => {
     const { runLs } = await import("./read.ts");
@@ -197,7 +197,6 @@ runtimeCommand("ls", "list a directory of a Nydus image like ls -l, without pull
 runtimeCommand("cat", "write a file of a Nydus image to stdout (read in ≤ 1 MiB pieces, verified chunk by chunk)")
   .argument("<source>", "REF | oci:DIR[:TAG]")
   .argument("<path>", "absolute path in the image (symlinks are followed inside the image)")
-  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
   .addHelpText("after", `\n${lazyIntro}\nWith --json the bytes are not printed; the JSON gives their size, SHA-256 and what was fetched.\n\nExamples:\n  nydus-ts cat localhost:5000/app:v1-nydus /etc/os-release --plain-http\n  nydus-ts cat localhost:5000/app:v1-nydus /bin/sh --plain-http --json`)
   .action(async (source: string, p: string, opts) => {
     const { runCat } = await import("./read.ts");
@@ -207,7 +206,6 @@ runtimeCommand("cat", "write a file of a Nydus image to stdout (read in ≤ 1 Mi
 runtimeCommand("stat", "show every attribute of a path in a Nydus image: inode, mode, links, owners, size, times, device numbers, xattr names")
   .argument("<source>", "REF | oci:DIR[:TAG]")
   .argument("<path>", "absolute path in the image (a final symlink is not followed)")
-  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
   .addHelpText("after", `\n${lazyIntro}\n\nExamples:\n  nydus-ts stat localhost:5000/app:v1-nydus /etc/passwd --plain-http\n  nydus-ts stat oci:./nydus-layout:v1 /bin --json`)
   .action(async (source: string, p: string, opts) => {
     const { runStat } = await import("./read.ts");
@@ -218,17 +216,19 @@ runtimeCommand("cp", "copy a file or a directory tree out of a Nydus image, with
   .argument("<source>", "REF | oci:DIR[:TAG]")
   .argument("<path>", "absolute path in the image")
   .argument("<dest>", "destination: a new name, or an existing directory to copy into")
-  .option("--cache-dir <dir>", "blob cache directory (default: a temporary one, removed at exit)")
   .addHelpText("after", `\n${lazyIntro}\nDirectories, regular files and symlinks are copied with modes, times (and owners as root); device nodes,\nfifos and sockets are skipped and listed; hard links become separate copies.\n\nExamples:\n  nydus-ts cp localhost:5000/app:v1-nydus /etc/os-release ./os-release --plain-http\n  nydus-ts cp localhost:5000/app:v1-nydus /etc ./etc-copy --plain-http --json`)
   .action(async (source: string, p: string, dest: string, opts) => {
     const { runCp } = await import("./cp.ts");
     await runCp(source, p, dest, opts).catch((e) => reportError(e, opts));
   });
 
-runtimeCommand("mount", "mount a Nydus image read-only with FUSE, fetching chunks on demand (needs root and /dev/fuse)")
+runtimeCommand(
+  "mount",
+  "mount a Nydus image read-only with FUSE, fetching chunks on demand (needs root and /dev/fuse)",
+  "blob cache directory, kept across mounts (default: $XDG_CACHE_HOME/nydus-ts/cache or ~/.cache/nydus-ts/cache)",
+)
   .argument("<source>", "REF | oci:DIR[:TAG]")
   .argument("<mountpoint>", "existing directory")
-  .option("--cache-dir <dir>", "blob cache directory, kept across mounts (default: $XDG_CACHE_HOME/nydus-ts/cache or ~/.cache/nydus-ts/cache)")
   .option("--prefetch", "fetch the files of the image's prefetch table in the background, behind on-demand reads")
   .option("--prefetch-paths <p1,p2>", "prefetch these absolute paths (directories: their whole subtree) instead")
   .option("--daemon", "run detached (output to a log file in the run dir); return once the mount serves")

@@ -9,20 +9,18 @@ import fs from "node:fs";
 import { mountFuse, RafsFs } from "../fs/index.ts";
 import { prefetch, shareReadiness } from "../storage/index.ts";
 import { emit } from "./output.ts";
-import { checkMountpoint, runMountDaemon, signalReady } from "./mount_daemon.ts";
+import { checkMountpoint, signalReady } from "./mount_daemon.ts";
 import { exitFile, metricsLines, writeState, type MountState } from "./run_state.ts";
 import { openRuntime, type RuntimeFlags } from "./runtime.ts";
 
 export interface MountFlags extends RuntimeFlags {
   prefetch?: boolean;
   prefetchPaths?: string;
-  daemon?: boolean;
 }
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
 export async function runMount(source: string, mountpoint: string, flags: MountFlags): Promise<void> {
-  if (flags.daemon) return runMountDaemon(mountpoint, flags);
   const { mp, sf } = checkMountpoint(mountpoint);
 
   const rt = await openRuntime(source, flags, { persistentCache: true });
