@@ -3,8 +3,16 @@
  * human text. Progress bars go to stderr and only when stderr is a TTY and
  * `--json` is off. Errors: "nydus-ts: <message>" on stderr, exit status 1.
  */
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type * as CliProgress from "cli-progress";
 import { NydusError } from "../internal/errors.ts";
+
+/**
+ * cli-progress, loaded on first use: only a TTY without --json draws bars, and its ~10 ms of
+ * loading would otherwise slow every command's start (e.g. both processes of `mount --daemon`).
+ */
+let cliProgressModule: typeof CliProgress | undefined;
+const cliProgress = (): typeof CliProgress => (cliProgressModule ??= createRequire(import.meta.url)("cli-progress") as typeof CliProgress);
 
 export interface OutputOptions {
   json?: boolean;
@@ -36,14 +44,14 @@ export interface Progress {
 
 export function progress(opts: OutputOptions, label: string, total: number | undefined): Progress {
   if (opts.json || !process.stderr.isTTY) return { add() {}, stop() {} };
-  const bar = new cliProgress.SingleBar(
+  const bar = new (cliProgress().SingleBar)(
     {
       stream: process.stderr,
       format: total ? `${label} [{bar}] {percentage}% {value_mb}/{total_mb} MiB` : `${label} {value_mb} MiB`,
       hideCursor: true,
       clearOnComplete: false,
     },
-    cliProgress.Presets.shades_classic,
+    cliProgress().Presets.shades_classic,
   );
   let done = 0;
   const mb = (n: number) => (n / 1048576).toFixed(1);
@@ -77,11 +85,11 @@ export interface MultiProgress {
 
 export function multiProgress(opts: OutputOptions): MultiProgress {
   if (opts.json || !process.stderr.isTTY) return { update() {}, stop() {} };
-  const multi = new cliProgress.MultiBar(
+  const multi = new (cliProgress().MultiBar)(
     { stream: process.stderr, format: "{phase} {id} [{bar}] {percentage}% {done_mb}/{total_mb} MiB", hideCursor: true, clearOnComplete: false },
-    cliProgress.Presets.shades_classic,
+    cliProgress().Presets.shades_classic,
   );
-  const bars = new Map<string, cliProgress.SingleBar>();
+  const bars = new Map<string, CliProgress.SingleBar>();
   const mb = (n: number) => (n / 1048576).toFixed(1);
   return {
     update(e) {
