@@ -6,12 +6,12 @@
  * is mount_daemon.ts.
  */
 import fs from "node:fs";
-import { mountFuse, RafsFs } from "../fs/index.ts";
+import { mountFuse, RafsFs, startFuseServer, type FuseMount } from "../fs/index.ts";
 import { prefetch, shareReadiness } from "../storage/index.ts";
 import { emit } from "./output.ts";
 import { checkMountpoint, signalReady } from "./mount_daemon.ts";
 import { exitFile, metricsLines, writeState, type MountState } from "./run_state.ts";
-import { openRuntime, type RuntimeFlags } from "./runtime.ts";
+import { openRuntime, type Runtime, type RuntimeFlags } from "./runtime.ts";
 
 export interface MountFlags extends RuntimeFlags {
   prefetch?: boolean;
@@ -23,14 +23,49 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 export async function runMount(source: string, mountpoint: string, flags: MountFlags): Promise<void> {
   const { mp, sf } = checkMountpoint(mountpoint);
 
-  const rt = await openRuntime(source, flags, { persistentCache: true });
+  // The serving thread starts first: its start-up overlaps the image fetch, and it decodes its
+  // copy of the bootstrap while this thread decodes its own.
+  const server = startFuseServer();
+  let rt: Runtime;
+  try {
+    rt = await openRuntime(source, flags, { persistentCache: true, onBootstrap: (b) => server.preload(b) });
+  } catch (err) {
+    server.cancel();
+    throw err;
+  }
   const rfs = new RafsFs(rt.image, rt.reader, { log });
   // The serving thread answers metadata and cached reads itself; with re-verification of cache
   // hits every READ must go through the cache on this thread.
   const shared = rt.cache.verifyOnHit ? undefined : await shareReadiness(rt.cache, rt.image);
-  const m = await mountFuse(rfs, mp, { source, log, fastPath: { bootstrap: rt.nydus.bootstrap, cacheDir: rt.cacheDir, ...shared } });
-  const startedAt = new Date().toISOString();
+  // Prefetch starts before the mount: its first requests are in flight while the kernel mounts.
+  const controller = new AbortController();
   let pf: MountState["prefetch"] = { state: "off" };
+  let prefetching: Promise<void> = Promise.resolve();
+  if (flags.prefetch || flags.prefetchPaths) {
+    const paths = flags.prefetchPaths?.split(",").map((s) => s.trim()).filter(Boolean);
+    pf = { state: "running" };
+    prefetching = prefetch(rt.cache, { paths, signal: controller.signal }).then(
+      (r) => {
+        pf = { state: "done", ...r };
+        log(`prefetch done: ${r.files} files, ${r.chunks} chunks, ${r.bytes} bytes`);
+      },
+      (err: Error) => {
+        if (controller.signal.aborted) return;
+        pf = { state: "failed", error: err.message };
+        log(`prefetch failed: ${err.message}`);
+      },
+    );
+  }
+  let m: FuseMount;
+  try {
+    m = await mountFuse(rfs, mp, { source, log, server, fastPath: { bootstrap: rt.nydus.bootstrap, cacheDir: rt.cacheDir, ...shared } });
+  } catch (err) {
+    controller.abort();
+    await prefetching;
+    await rt.close();
+    throw err;
+  }
+  const startedAt = new Date().toISOString();
   const state = (): MountState => ({
     pid: process.pid, mountpoint: mp, source, cacheDir: rt.cacheDir, ready: true, startedAt, updatedAt: new Date().toISOString(),
     fetched: rt.fetched(), metrics: rt.metrics.snapshot(), prefetch: pf, log: process.env.NYDUS_TS_DAEMON_LOG,
@@ -54,23 +89,6 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
       log(`cannot write state file ${sf}: ${(err as Error).message}`);
     }
   };
-  const controller = new AbortController();
-  let prefetching: Promise<void> = Promise.resolve();
-  if (flags.prefetch || flags.prefetchPaths) {
-    const paths = flags.prefetchPaths?.split(",").map((s) => s.trim()).filter(Boolean);
-    pf = { state: "running" };
-    prefetching = prefetch(rt.cache, { paths, signal: controller.signal }).then(
-      (r) => {
-        pf = { state: "done", ...r };
-        log(`prefetch done: ${r.files} files, ${r.chunks} chunks, ${r.bytes} bytes`);
-      },
-      (err: Error) => {
-        if (controller.signal.aborted) return;
-        pf = { state: "failed", error: err.message };
-        log(`prefetch failed: ${err.message}`);
-      },
-    );
-  }
   refresh();
   signalReady();
   log(`serving ${source} at ${mp} (pid ${process.pid}, cache ${rt.cacheDir}, state ${sf})`);

@@ -70,7 +70,11 @@ export function parseMirrors(urls: readonly string[] = [], headers: readonly str
 }
 
 /** Opens `word` lazily: only the manifest and bootstrap are fetched here. */
-export async function openRuntime(word: string, flags: RuntimeFlags, options: { persistentCache: boolean; signal?: AbortSignal }): Promise<Runtime> {
+export async function openRuntime(
+  word: string,
+  flags: RuntimeFlags,
+  options: { persistentCache: boolean; signal?: AbortSignal; onBootstrap?: (bootstrap: Uint8Array) => void },
+): Promise<Runtime> {
   const spec = parseSource(word);
   if (spec.kind === "archive") throw new InvalidInputError(`Cannot run "${word}" lazily: give a registry REF or oci:DIR[:TAG] (archives have no random access)`);
   const reg = registryOptions(flags, { insecure: flags.insecure, flag: "--creds" }, options.signal);
@@ -83,7 +87,7 @@ export async function openRuntime(word: string, flags: RuntimeFlags, options: { 
   } catch (err) {
     throw new InvalidInputError((err as Error).message);
   }
-  const nydus = await openNydusImage(source, { platform, signal: options.signal });
+  const nydus = await openNydusImage(source, { platform, signal: options.signal, onBootstrap: options.onBootstrap });
   const backend = spec.kind === "registry" ? registryBackend(spec.ref, { ...reg, mirrors }) : localBackend(spec.dir);
   let cacheDir: string;
   let removeCache: (() => void) | undefined;

@@ -17,6 +17,11 @@ export interface OpenImageOptions {
   /** Platform to pick from an index. @default the host platform */
   platform?: Platform;
   signal?: AbortSignal;
+  /**
+   * Called with the bootstrap bytes as soon as they are extracted, before they are decoded here
+   * (lets another thread decode its own copy at the same time).
+   */
+  onBootstrap?: (bootstrap: Uint8Array) => void;
 }
 
 export interface NydusImage {
@@ -87,6 +92,7 @@ export async function openNydusImage(source: ImageSource, options: OpenImageOpti
   }
   const { bootstrap } = await extractBootstrap(counted(), `the bootstrap layer ${bootLayer.digest} of ${source.name}`);
   bytes += layerBytes;
+  options.onBootstrap?.(bootstrap);
   const image = openRafs(bootstrap);
   const missingBlobs = image.blobs.map((b) => b.blobId).filter((id) => !blobs.has(id));
   return { manifestDigest: desc.digest, manifest, bootstrap, image, blobs, missingBlobs, fetches, bytes };

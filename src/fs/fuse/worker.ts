@@ -20,7 +20,8 @@ import { CachedFileReader } from "../../storage/sync_reader.ts";
 import { RafsFs } from "../rafs_fs.ts";
 import { answerSync, type DispatchContext } from "./dispatch.ts";
 import { Body, IN_HEADER_SIZE, OUT_HEADER_SIZE, Opcode, decodeInHeader, writeOutHeader } from "./protocol.ts";
-import { Stat, type WorkerData } from "./worker_data.ts";
+import { Stat, type ServeFast, type ToWorker, type WorkerData } from "./worker_data.ts";
+import type { RafsImage } from "../../rafs/model.ts";
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -41,10 +42,14 @@ const send = (buf: Uint8Array): void => {
 let ctx: DispatchContext | undefined;
 let reader: CachedFileReader | undefined;
 let out: Buffer | undefined;
-if (data.fast) {
-  const image = openRafs(data.fast.bootstrap);
-  if (data.fast.ready) {
-    reader = new CachedFileReader(image, data.fast.cacheDir, { ready: data.fast.ready, hits: data.fast.hits });
+/** This thread's copy of the image, decoded as soon as the main thread sends the bootstrap. */
+let image: RafsImage | undefined;
+
+/** Builds the fast path (see the module comment) over the image sent before. */
+function setUp(fast: ServeFast): void {
+  if (!image) throw new Error("the fast path needs the image: send it before serving");
+  if (fast.ready) {
+    reader = new CachedFileReader(image, fast.cacheDir, { ready: fast.ready, hits: fast.hits });
     out = Buffer.allocUnsafe(OUT_HEADER_SIZE + data.maxRead);
   }
   const rfs = new RafsFs(image, reader ?? { read: () => Promise.reject(new Error("reads are served by the main thread")) }, { log });
@@ -101,30 +106,53 @@ function forward(req: Uint8Array): void {
   port.postMessage(ab, [ab]);
 }
 
-const buf = Buffer.allocUnsafe(data.bufSize);
-const go = new Int32Array(data.go);
-port.postMessage({ type: "ready" });
-// Reading before mount(2) has attached the fd fails with EPERM: wait for the main thread's go (1) or stop (2).
-while (Atomics.load(go, 0) === 0) Atomics.wait(go, 0, 0);
-for (;;) {
-  if (Atomics.load(go, 0) === 2) {
-    port.postMessage({ type: "end", code: "ENODEV", message: "not mounted" });
-    break;
+/** Waits for the main thread's go, then serves /dev/fuse until it fails (ENODEV once unmounted). */
+function serveLoop(): void {
+  const buf = Buffer.allocUnsafe(data.bufSize);
+  const go = new Int32Array(data.go);
+  // Reading before mount(2) has attached the fd fails with EPERM: wait for the main thread's go (1) or stop (2).
+  while (Atomics.load(go, 0) === 0) Atomics.wait(go, 0, 0);
+  for (;;) {
+    if (Atomics.load(go, 0) === 2) {
+      port.postMessage({ type: "end", code: "ENODEV", message: "not mounted" });
+      break;
+    }
+    let n: number;
+    try {
+      n = fs.readSync(data.fd, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EINTR" || code === "EAGAIN") continue;
+      port.postMessage({ type: "end", code, message: (e as Error).message });
+      break;
+    }
+    if (n === 0) {
+      port.postMessage({ type: "end", code: "EOF", message: "end of file" });
+      break;
+    }
+    const req = buf.subarray(0, n);
+    if (!ctx || !serve(ctx, req)) forward(req);
   }
-  let n: number;
-  try {
-    n = fs.readSync(data.fd, buf, 0, buf.length, null);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "EINTR" || code === "EAGAIN") continue;
-    port.postMessage({ type: "end", code, message: (e as Error).message });
-    break;
-  }
-  if (n === 0) {
-    port.postMessage({ type: "end", code: "EOF", message: "end of file" });
-    break;
-  }
-  const req = buf.subarray(0, n);
-  if (!ctx || !serve(ctx, req)) forward(req);
+  reader?.close();
 }
-reader?.close();
+
+/** `image` (decode the bootstrap now), then `serve` (set up the fast path, say ready, serve). */
+function onMessage(m: ToWorker): void {
+  if (m.type === "image") {
+    image = openRafs(m.bootstrap);
+    return;
+  }
+  // No message comes after `serve`: stop listening, so the thread can end with the loop.
+  port.off("message", onMessage);
+  try {
+    if (m.fast) setUp(m.fast);
+  } catch (e) {
+    port.postMessage({ type: "log", line: `nydus-ts fuse: cannot set up the serving thread: ${(e as Error).message}` });
+    throw e;
+  }
+  port.postMessage({ type: "ready" });
+  serveLoop();
+}
+
+port.on("message", onMessage);
+port.postMessage({ type: "loaded" });

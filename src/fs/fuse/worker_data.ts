@@ -1,6 +1,6 @@
 /**
- * What server.ts hands the serving thread (fuse/worker.ts) as `workerData`, and the layout of
- * the shared counters the thread keeps for {@link FuseMount.stats}.
+ * What server.ts hands the serving thread (fuse/worker.ts): its `workerData`, the messages that
+ * follow, and the layout of the shared counters the thread keeps for {@link FuseMount.stats}.
  */
 
 /** `workerData` of the serving thread. */
@@ -16,16 +16,24 @@ export interface WorkerData {
   cacheSeconds: number;
   /** BigInt64 counters indexed by {@link Stat}. */
   stats: SharedArrayBuffer;
-  /** Present when the thread answers what it can itself (see worker.ts). */
-  fast?: {
-    bootstrap: Uint8Array;
-    cacheDir: string;
-    /** Readiness bitmaps by blob index; without them every READ goes to the main thread. */
-    ready?: SharedArrayBuffer[];
-    /** Int32 cache-hit counters by blob index, bumped per chunk served. */
-    hits?: SharedArrayBuffer;
-  };
 }
+
+/** What the serving thread answers itself (see worker.ts), sent with `serve`. */
+export interface ServeFast {
+  /** Directory of the blob cache's `<blobId>.blob.data` files. */
+  cacheDir: string;
+  /** Readiness bitmaps by blob index; without them every READ goes to the main thread. */
+  ready?: SharedArrayBuffer[];
+  /** Int32 cache-hit counters by blob index, bumped per chunk served. */
+  hits?: SharedArrayBuffer;
+}
+
+/**
+ * Messages to the serving thread, after it said `loaded`: `image` (at most once, any time before
+ * `serve`) hands it the bootstrap to decode its own copy; `serve` (last) sets up the fast path
+ * when given (it needs the image), answers `ready`, and starts serving on the go flag.
+ */
+export type ToWorker = { type: "image"; bootstrap: Uint8Array } | { type: "serve"; fast?: ServeFast };
 
 /** Indices of the shared counters. */
 export const Stat = {
