@@ -645,3 +645,30 @@ test("dump.erofs and fsck.erofs agree with the reader on the synthetic image", (
   const syn = buildSyntheticV6(syntheticTree(true).root);
   oracleCheck(t, syn.bootstrap, syn.view);
 });
+
+test("chunk table: records sharing a blob and ci_index are told apart by their block", () => {
+  // Give both fixture records ci_index 0 (blocks 5 and 0), and point sync_io.rs's chunk address
+  // at ci_index 0 too: each file must still get its own record, found by its block.
+  const bytes = BOOT.slice();
+  const img0 = openRafsV6(BOOT);
+  const ext = img0.extSuperBlock;
+  const syncAddr = encodeChunkAddr({ blobIndex: 0, chunkIndex: 1, blkAddr: 5 });
+  const at = Buffer.from(bytes).indexOf(Buffer.from(syncAddr), img0.inodeOffset(136));
+  assert.ok(at > 0 && at < img0.inodeOffset(136) + 0x60, "sync_io.rs's chunk address is after its inode");
+  bytes.set(encodeChunkAddr({ blobIndex: 0, chunkIndex: 0, blkAddr: 5 }), at);
+  const recIndexAt = ext.chunkTableOffset + 72; // record 0 (sync_io.rs's chunk) index field
+  assert.equal(new DataView(bytes.buffer).getUint32(recIndexAt, true), 1);
+  new DataView(bytes.buffer).setUint32(recIndexAt, 0, true);
+
+  const img = openRafsV6(bytes);
+  const lib = img.lookup("/lib.rs")!;
+  const sync = img.lookup("/sync_io.rs")!;
+  assert.deepEqual(img.chunks(lib).map((c) => [c.chunk.index, c.chunk.uncompressedOffset]), [[0, 0]]);
+  assert.deepEqual(img.chunks(sync).map((c) => [c.chunk.index, c.chunk.uncompressedOffset]), [[0, 0x5000]]);
+  assert.equal(readFile(img, sync, BLOB).length, sync.size);
+  assert.equal(toHex(hash("blake3", readFile(img, sync, BLOB))), toHex(img.chunks(sync)[0]!.chunk.digest));
+
+  // An address whose block matches neither record finds none.
+  bytes.set(encodeChunkAddr({ blobIndex: 0, chunkIndex: 0, blkAddr: 7 }), at);
+  assert.throws(() => openRafsV6(bytes).chunks(sync), (e: unknown) => e instanceof FormatError && /no chunk-table record for blob 0 index 0 block 7/.test(e.message));
+});

@@ -120,12 +120,11 @@ class V6Image implements RafsV6Image {
   readonly blobEntries: BlobEntry[];
   readonly blobs: BlobEntry[];
   readonly prefetch: number[];
-  readonly chunkRecords: ChunkRecord[];
   readonly metaAddr: number;
   readonly blockSize: number;
   /** End (exclusive) of the region inodes and their inline data may occupy. */
   private readonly metaEnd: number;
-  private readonly chunkMap = new Map<string, ChunkRecord>();
+  private readonly chunkTable: LazyChunkTable;
   private readonly bytes: Uint8Array;
 
   constructor(bytes: Uint8Array) {
@@ -171,18 +170,9 @@ class V6Image implements RafsV6Image {
       this.devices.push(d);
     }
 
-    // Chunk table (§3.13): records keyed by (blob index, ci_index, uncompressed block).
-    this.chunkRecords = [];
-    const nrec = ext.chunkTableSize / RAFS_CHUNK_RECORD_SIZE;
-    for (let i = 0; i < nrec; i++) {
-      const off = ext.chunkTableOffset + i * RAFS_CHUNK_RECORD_SIZE;
-      const rec = decodeChunkRecord(bytes, off);
-      if (rec.blobIndex >= nblobs) {
-        throw new FormatError("RafsV5ChunkInfo", "blob_index", off + 32, `record ${i} names blob ${rec.blobIndex} of ${nblobs}`);
-      }
-      this.chunkRecords.push(rec);
-      this.chunkMap.set(chunkKey(rec.blobIndex, rec.index, Math.floor(rec.uncompressedOffset / this.blockSize)), rec);
-    }
+    // Chunk table (§3.13): records keyed by (blob index, ci_index, uncompressed block), decoded
+    // when first used (a big image has tens of thousands, and a lazy reader needs few).
+    this.chunkTable = new LazyChunkTable(bytes, ext.chunkTableOffset, ext.chunkTableSize / RAFS_CHUNK_RECORD_SIZE, nblobs, this.blockSize);
 
     const { compressor, digester } = flagsAlgorithms(ext.flags);
     this.superBlock = {
@@ -209,6 +199,11 @@ class V6Image implements RafsV6Image {
 
     const root = this.inode(sb.rootNid);
     if (root.kind !== "dir") throw new FormatError("RafsV6SuperBlock", "s_root_nid", EROFS_SUPER_OFFSET + 14, `root nid ${sb.rootNid} is a ${root.kind}, not a directory`);
+  }
+
+  /** Chunk-table records in on-disk order (all decoded on first use). */
+  get chunkRecords(): readonly ChunkRecord[] {
+    return this.chunkTable.all();
   }
 
   private nidInRange(nid: number): boolean {
@@ -430,7 +425,7 @@ class V6Image implements RafsV6Image {
     const start = alignUp(this.inodeOffset(file.ino) + rec.inodeSize + xattrAreaBytes(rec.xattrIcount), 8);
     return addrs.map((addr, k) => {
       const at = start + k * EROFS_CHUNK_ADDR_SIZE;
-      const r = this.chunkMap.get(chunkKey(addr.blobIndex, addr.chunkIndex, addr.blkAddr));
+      const r = this.chunkTable.find(addr.blobIndex, addr.chunkIndex, addr.blkAddr);
       if (!r) {
         throw new FormatError("RafsV6InodeChunkAddr", "c_blk_addr", at, `nid ${file.ino} chunk ${k}: no chunk-table record for blob ${addr.blobIndex} index ${addr.chunkIndex} block ${addr.blkAddr}`);
       }
@@ -494,9 +489,87 @@ function xattrAreaBytes(icount: number): number {
   return icount === 0 ? 0 : EROFS_XATTR_IBODY_HEADER_SIZE + (icount - 1) * 4;
 }
 
-function chunkKey(blobIndex: number, ciIndex: number, blk: number): string {
-  return `${blobIndex}:${ciIndex}:${blk}`;
+/**
+ * The chunk table of a v6 bootstrap, indexed by (blob index, ci_index, uncompressed block) and
+ * decoded record by record on first use. Opening checks every record's blob index and builds a
+ * numeric index from the raw bytes (no objects per record); when two records share a blob and
+ * ci_index but not a block, those go to an exact index by all three. As before, the last record
+ * with a given key wins.
+ */
+class LazyChunkTable {
+  /** (blob index, ci_index) → record number, or AMBIGUOUS when the block must decide. */
+  readonly #byIndex = new Map<number, number>();
+  /** Exact `blob:ci:block` → record number, for ambiguous (blob, ci_index) pairs only. */
+  readonly #exact = new Map<string, number>();
+  readonly #decoded: (ChunkRecord | undefined)[];
+  readonly #view: DataView;
+  #all: ChunkRecord[] | undefined;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly offset: number,
+    readonly count: number,
+    nblobs: number,
+    private readonly blockSize: number,
+  ) {
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#decoded = new Array<ChunkRecord | undefined>(count);
+    for (let i = 0; i < count; i++) {
+      const off = offset + i * RAFS_CHUNK_RECORD_SIZE;
+      const blobIndex = this.#view.getUint32(off + 32, true);
+      if (blobIndex >= nblobs) throw new FormatError("RafsV5ChunkInfo", "blob_index", off + 32, `record ${i} names blob ${blobIndex} of ${nblobs}`);
+      const key = LazyChunkTable.#pair(blobIndex, this.#view.getUint32(off + 72, true));
+      const prev = this.#byIndex.get(key);
+      if (prev === undefined || (prev !== AMBIGUOUS && this.#block(prev) === this.#block(i))) {
+        this.#byIndex.set(key, i);
+        continue;
+      }
+      if (prev !== AMBIGUOUS) {
+        this.#exact.set(this.#tripleOf(prev), prev);
+        this.#byIndex.set(key, AMBIGUOUS);
+      }
+      this.#exact.set(this.#tripleOf(i), i);
+    }
+  }
+
+  static #pair(blobIndex: number, ciIndex: number): number {
+    return blobIndex * 2 ** 32 + ciIndex;
+  }
+
+  /** Uncompressed block of record `i`, from its raw u64 offset. */
+  #block(i: number): number {
+    const off = this.offset + i * RAFS_CHUNK_RECORD_SIZE + 56;
+    return Math.floor((this.#view.getUint32(off, true) + this.#view.getUint32(off + 4, true) * 2 ** 32) / this.blockSize);
+  }
+
+  #tripleOf(i: number): string {
+    const off = this.offset + i * RAFS_CHUNK_RECORD_SIZE;
+    return `${this.#view.getUint32(off + 32, true)}:${this.#view.getUint32(off + 72, true)}:${this.#block(i)}`;
+  }
+
+  /** Record `i`, decoded (and validated) once. */
+  record(i: number): ChunkRecord {
+    return (this.#decoded[i] ??= decodeChunkRecord(this.bytes, this.offset + i * RAFS_CHUNK_RECORD_SIZE));
+  }
+
+  /** The record for a chunk address, or undefined when the table has none. */
+  find(blobIndex: number, ciIndex: number, blk: number): ChunkRecord | undefined {
+    const i = this.#byIndex.get(LazyChunkTable.#pair(blobIndex, ciIndex));
+    if (i === undefined) return undefined;
+    if (i === AMBIGUOUS) {
+      const j = this.#exact.get(`${blobIndex}:${ciIndex}:${blk}`);
+      return j === undefined ? undefined : this.record(j);
+    }
+    return this.#block(i) === blk ? this.record(i) : undefined;
+  }
+
+  all(): ChunkRecord[] {
+    return (this.#all ??= Array.from({ length: this.count }, (_, i) => this.record(i)));
+  }
 }
+
+/** Marks a (blob, ci_index) pair that several records share with different blocks. */
+const AMBIGUOUS = -1;
 
 function dotKind(name: Uint8Array): "." | ".." | undefined {
   if (name.length === 1 && name[0] === 0x2e) return ".";

@@ -16,7 +16,7 @@ let src: string;
 const hasScript = spawnSync("script", ["--version"]).status === 0;
 
 before(async () => {
-  work = await makeTempDir("progress-tty");
+  work = await makeTempDir({ prefix: "nydus-ts-progress-" });
   src = path.join(work, "src");
   await writeSourceLayout(src, "v1", [{ layers: [{ name: "l1", entries: [file("a.bin", random(3_000_000, 7)), file("b.txt", text("b\n"))] }] }]);
 });
