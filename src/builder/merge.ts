@@ -9,10 +9,11 @@ import { InvalidInputError } from "../internal/errors.ts";
 import type { BlobInfo, ChunkInfo, RafsImage, RafsSuperInfo, TreeEntry, TreeInode } from "../rafs/model.ts";
 import { writeBootstrapV6 } from "../rafs/v6_writer.ts";
 import type { WhiteoutSpec } from "../tar/whiteout.ts";
-import { BlobTable, compactBlobs } from "./blob_table.ts";
+import { MAX_BLOBS } from "../rafs/format.ts";
 import { treeFromRafs } from "./from_rafs.ts";
-import { mergeLayers } from "./overlay.ts";
+import { regularFilesInIndexOrder } from "./order.ts";
 import { ROOT_NAME } from "./tree.ts";
+import { baseOnly, composeUpper, toUpper, underlay, type UpperTree } from "./upper.ts";
 
 export interface MergeOptions {
   /** Absolute paths for the prefetch table. */
@@ -85,39 +86,187 @@ function remapTree(tree: TreeEntry, blobCount: number, remap: (i: number) => num
   }
 }
 
+/** Chunk blob indexes of upper layers while they wait for the bottom one: above any table's own. */
+const UPPER_BLOB_BASE = 2 ** 24;
+
+/**
+ * A merge fed one prepared layer at a time, in any order (a converter hands each layer over
+ * as soon as it is built). Upper layers (all but the bottom one) that are adjacent are combined
+ * as they arrive (`upper.ts`); the bottom layer is then laid underneath, so that when the
+ * largest layer comes last only its own entries are walked. The result is byte for byte
+ * {@link mergePrepared}'s of the same layers.
+ */
+export class LayerMerge {
+  private readonly spec: WhiteoutSpec;
+  private readonly superBlocks: RafsSuperInfo[] = [];
+  private base: PreparedLayer | undefined;
+  /** Combined upper layers from..to, disjoint, any order. */
+  private readonly runs: { from: number; to: number; upper: UpperTree }[] = [];
+  /** Blobs of the upper layers by id (index + UPPER_BLOB_BASE in chunks), each from the lowest layer naming it. */
+  private readonly upperBlobs: { info: BlobInfo; layer: number }[] = [];
+  private readonly upperBlobIndex = new Map<string, number>();
+  /** The first error of {@link add}, reported by {@link finish} after the layer checks. */
+  private failure: { error: unknown } | undefined;
+
+  constructor(options: { whiteoutSpec?: WhiteoutSpec } = {}) {
+    this.spec = options.whiteoutSpec ?? "oci";
+  }
+
+  /** Hands over layer `index` (its tree is consumed); `what` names it in errors. */
+  add(index: number, layer: PreparedLayer, what = `layer ${index}`): void {
+    if (!Number.isInteger(index) || index < 0) throw new RangeError(`Cannot merge layer ${index}: not a layer index`);
+    if (this.superBlocks[index]) throw new RangeError(`Cannot merge layer ${index}: it was given twice`);
+    this.superBlocks[index] = layer.superBlock;
+    if (this.failure) return;
+    try {
+      if (index === 0) {
+        this.base = layer;
+        return;
+      }
+      const map = layer.blobs.map((b) => this.addUpperBlob(b, index));
+      remapTree(layer.tree, layer.blobs.length, (i) => {
+        const m = map[i];
+        if (m === undefined) throw new InvalidInputError(`Cannot remap blob index ${i}: the image has ${layer.blobs.length} blobs`);
+        return m;
+      });
+      let run = { from: index, to: index, upper: toUpper(layer.tree, this.spec, what) };
+      const below = this.runs.findIndex((r) => r.to === index - 1);
+      if (below >= 0) {
+        const [b] = this.runs.splice(below, 1);
+        run = { from: b!.from, to: index, upper: composeUpper(b!.upper, run.upper) };
+      }
+      const above = this.runs.findIndex((r) => r.from === index + 1);
+      if (above >= 0) {
+        const [a] = this.runs.splice(above, 1);
+        run = { from: run.from, to: a!.to, upper: composeUpper(run.upper, a!.upper) };
+      }
+      this.runs.push(run);
+    } catch (error) {
+      this.failure = { error };
+    }
+  }
+
+  private addUpperBlob(blob: BlobInfo, layer: number): number {
+    const known = this.upperBlobIndex.get(blob.blobId);
+    if (known !== undefined) {
+      const entry = this.upperBlobs[known]!;
+      if (layer < entry.layer) this.upperBlobs[known] = { info: blob, layer };
+      return known + UPPER_BLOB_BASE;
+    }
+    this.upperBlobs.push({ info: blob, layer });
+    this.upperBlobIndex.set(blob.blobId, this.upperBlobs.length - 1);
+    return this.upperBlobs.length - 1 + UPPER_BLOB_BASE;
+  }
+
+  /**
+   * Merges layers 0..count-1, all handed over before, and writes the bootstrap. Ends the merge.
+   * @throws InvalidInputError when layers disagree on chunk size, digester or explicit uid/gid
+   */
+  finish(count: number, options: Omit<MergeOptions, "layerBlobs" | "whiteoutSpec"> = {}): MergeResult {
+    if (count === 0) throw new RangeError("Cannot merge: no bootstraps given");
+    const supers = Array.from({ length: count }, (_, i) => {
+      const sb = this.superBlocks[i];
+      if (!sb) throw new RangeError(`Cannot merge: layer ${i} was never given`);
+      return sb;
+    });
+    if (this.superBlocks.length > count) throw new RangeError(`Cannot merge ${count} layers: layer ${this.superBlocks.length - 1} was given too`);
+    const first = supers[0]!;
+    supers.forEach((sb, i) => {
+      const differs = (what: string, a: unknown, b: unknown) =>
+        new InvalidInputError(`Cannot merge layer ${i}: its ${what} ${String(a)} differs from layer 0's ${String(b)}`);
+      if (sb.chunkSize !== first.chunkSize) throw differs("chunk size", sb.chunkSize, first.chunkSize);
+      if (sb.digester !== first.digester) throw differs("digester", sb.digester, first.digester);
+      if (sb.explicitUidGid !== first.explicitUidGid) throw differs("explicit uid/gid setting", sb.explicitUidGid, first.explicitUidGid);
+    });
+    if (this.failure) throw this.failure.error;
+    const base = this.base!;
+    if (base.blobs.length >= UPPER_BLOB_BASE) throw new InvalidInputError(`Cannot merge layer 0: ${base.blobs.length} blobs`);
+    const merged = count === 1 ? baseOnly(base.tree) : underlay(base.tree, this.runs[0]!.upper);
+    this.runs.length = 0;
+    const blobs = this.compactBlobs(merged.inode, base.blobs);
+    const bootstrap = writeBootstrapV6(merged.inode, {
+      blobs,
+      chunkSize: first.chunkSize,
+      compressor: supers[count - 1]!.compressor,
+      digester: first.digester,
+      explicitUidGid: first.explicitUidGid,
+      prefetchPaths: options.prefetchPaths,
+    });
+    return { bootstrap, blobs };
+  }
+
+  /**
+   * The merged blob table: the referenced blobs in order of first reference in traversal
+   * order (one entry per blob id, from the lowest layer naming it); chunks renumbered in place.
+   */
+  private compactBlobs(root: TreeInode, baseBlobs: readonly BlobInfo[]): BlobInfo[] {
+    const idOf = (raw: number): string => {
+      const b = raw >= UPPER_BLOB_BASE ? this.upperBlobs[raw - UPPER_BLOB_BASE]?.info : baseBlobs[raw];
+      if (!b) throw new InvalidInputError(`Cannot remap blob index ${raw}: the image has ${baseBlobs.length} blobs`);
+      return b.blobId;
+    };
+    const baseIndex = new Map<string, number>();
+    baseBlobs.forEach((b, i) => {
+      if (!baseIndex.has(b.blobId)) baseIndex.set(b.blobId, i);
+    });
+    const finalIndex = new Map<number, number>(); // raw chunk blob index -> final index
+    const byId = new Map<string, number>();
+    const blobs: BlobInfo[] = [];
+    const total = baseBlobs.length + this.upperBlobs.length;
+    scan: for (const f of regularFilesInIndexOrder(root)) {
+      for (const c of f.chunks ?? []) {
+        const raw = c.chunk.blobIndex;
+        if (finalIndex.has(raw)) continue;
+        const id = idOf(raw);
+        let idx = byId.get(id);
+        if (idx === undefined) {
+          idx = blobs.length;
+          byId.set(id, idx);
+          const b = baseIndex.get(id);
+          blobs.push(b !== undefined ? baseBlobs[b]! : this.upperBlobs[this.upperBlobIndex.get(id)!]!.info);
+        }
+        finalIndex.set(raw, idx);
+        if (finalIndex.size === total) break scan; // every index seen: the order is known
+      }
+    }
+    if (blobs.length > MAX_BLOBS) throw new InvalidInputError(`Cannot reference ${blobs.length} blobs: RAFS v6 allows at most ${MAX_BLOBS}`);
+    // Chunks the scan did not reach use indexes it saw (or none at all: then it reached them all).
+    const rewritten = new Map<ChunkInfo, ChunkInfo>();
+    const done = new Set<TreeInode>();
+    const dirs: TreeInode[] = [root];
+    while (dirs.length > 0) {
+      for (const { inode: f } of dirs.pop()!.children ?? []) {
+        if (f.kind === "dir") dirs.push(f);
+        if (f.kind !== "reg" || !f.chunks || done.has(f)) continue;
+        done.add(f);
+        let same = true;
+        for (const fc of f.chunks) if (finalIndex.get(fc.chunk.blobIndex) !== fc.chunk.blobIndex) same = false;
+        if (same) continue;
+        f.chunks = f.chunks.map((fc) => {
+          let c = rewritten.get(fc.chunk);
+          if (!c) {
+            const idx = finalIndex.get(fc.chunk.blobIndex);
+            if (idx === undefined) idOf(fc.chunk.blobIndex); // throws for an index no table has
+            c = idx === fc.chunk.blobIndex ? fc.chunk : { ...fc.chunk, blobIndex: idx! };
+            rewritten.set(fc.chunk, c);
+          }
+          return c === fc.chunk ? fc : { chunk: c, fileOffset: fc.fileOffset };
+        });
+      }
+    }
+    return blobs;
+  }
+}
+
 /**
  * Merges prepared layers, bottom layer first; consumes their trees.
  * @throws InvalidInputError when layers disagree on chunk size, digester or explicit uid/gid
  */
 export function mergePrepared(layers: readonly PreparedLayer[], options: Omit<MergeOptions, "layerBlobs"> = {}): MergeResult {
   if (layers.length === 0) throw new RangeError("Cannot merge: no bootstraps given");
-  const first = layers[0]!.superBlock;
-  layers.forEach((l, i) => {
-    const sb = l.superBlock;
-    const differs = (what: string, a: unknown, b: unknown) =>
-      new InvalidInputError(`Cannot merge layer ${i}: its ${what} ${String(a)} differs from layer 0's ${String(b)}`);
-    if (sb.chunkSize !== first.chunkSize) throw differs("chunk size", sb.chunkSize, first.chunkSize);
-    if (sb.digester !== first.digester) throw differs("digester", sb.digester, first.digester);
-    if (sb.explicitUidGid !== first.explicitUidGid) throw differs("explicit uid/gid setting", sb.explicitUidGid, first.explicitUidGid);
-  });
-  const table = new BlobTable();
-  for (const l of layers) remapTree(l.tree, l.blobs.length, table.addAll(l.blobs));
-  // The trees were made for this merge: it may change them in place.
-  const merged = mergeLayers(
-    layers.map((l) => l.tree),
-    { whiteoutSpec: options.whiteoutSpec, consumeInputs: true },
-  );
-  const blobs = compactBlobs(merged.inode, table.blobs, "first-reference");
-  const top = layers[layers.length - 1]!.superBlock;
-  const bootstrap = writeBootstrapV6(merged.inode, {
-    blobs,
-    chunkSize: first.chunkSize,
-    compressor: top.compressor,
-    digester: first.digester,
-    explicitUidGid: first.explicitUidGid,
-    prefetchPaths: options.prefetchPaths,
-  });
-  return { bootstrap, blobs };
+  const merge = new LayerMerge({ whiteoutSpec: options.whiteoutSpec });
+  layers.forEach((l, i) => merge.add(i, l));
+  return merge.finish(layers.length, options);
 }
 
 /**

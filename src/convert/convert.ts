@@ -250,8 +250,8 @@ class Converter {
     }
     // Each layer's bootstrap is read into a tree as soon as the layer is built, while later
     // layers still build (on the merge worker, so this thread keeps feeding the layer
-    // workers); its own blob is named by its digest.
-    const merger = (o.workers ?? true) ? mergeInWorker() : mergeHere();
+    // workers), and upper layers are combined as they come; its own blob is named by its digest.
+    const merger = (o.workers ?? true) ? mergeInWorker({ whiteoutSpec: "oci" }) : mergeHere({ whiteoutSpec: "oci" });
     let built: BuiltLayer[];
     let merged: MergeOutcome;
     try {
@@ -260,7 +260,7 @@ class Converter {
         merger.add(i, b.bootstrap, b.blob, `layer ${i} (${l.digest})`);
         return b;
       });
-      merged = await merger.merge(built.length, { prefetchPaths: o.prefetchPatterns, whiteoutSpec: "oci" });
+      merged = await merger.merge(built.length, { prefetchPaths: o.prefetchPatterns });
     } finally {
       await merger.close();
     }

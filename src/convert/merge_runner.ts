@@ -3,8 +3,9 @@
  * (`merge_worker.ts`) or on this one. Layers are handed over one by one as they finish, in any
  * order; {@link MergeRunner.merge} then merges them bottom first.
  */
-import { mergePrepared, prepareLayer, type MergeOptions, type PreparedLayer } from "../builder/merge.ts";
+import { LayerMerge, prepareLayer, type MergeOptions } from "../builder/merge.ts";
 import type { BlobInfo } from "../rafs/model.ts";
+import type { WhiteoutSpec } from "../tar/whiteout.ts";
 import { openRafs } from "../rafs/open.ts";
 import { makeBootstrapLayer, type BootstrapLayer } from "./bootstrap_layer.ts";
 import { rebuildError } from "./worker_errors.ts";
@@ -22,20 +23,26 @@ export interface MergeRunner {
   /** Hands over layer `index`'s bootstrap (the caller keeps its bytes; a copy is taken). */
   add(index: number, bootstrap: Uint8Array, blob: BlobInfo | undefined, what: string): void;
   /** Merges layers 0..count-1 (all added before) and packs the result. Ends the runner. */
-  merge(count: number, options: Omit<MergeOptions, "layerBlobs">): Promise<MergeOutcome>;
+  merge(count: number, options: Omit<MergeOptions, "layerBlobs" | "whiteoutSpec">): Promise<MergeOutcome>;
   /** Ends the runner without merging (idempotent). */
   close(): Promise<void>;
 }
 
-/** Runs on this thread: each layer is read into a tree when added. */
-export function mergeHere(): MergeRunner {
-  const prepared: PreparedLayer[] = [];
+/** Options of {@link mergeHere} and {@link mergeInWorker}. */
+export interface MergeRunnerOptions {
+  /** Whiteout convention of the layers. @default "oci" */
+  whiteoutSpec?: WhiteoutSpec;
+}
+
+/** Runs on this thread: each layer is read into a tree (and combined with its neighbours) when added. */
+export function mergeHere(options: MergeRunnerOptions = {}): MergeRunner {
+  const layers = new LayerMerge(options);
   return {
     add(index, bootstrap, blob, what) {
-      prepared[index] = prepareLayer(openRafs(bootstrap), blob, what);
+      layers.add(index, prepareLayer(openRafs(bootstrap), blob, what), what);
     },
     async merge(count, options) {
-      const merged = mergePrepared(prepared.slice(0, count), options);
+      const merged = layers.finish(count, options);
       return { layer: makeBootstrapLayer(merged.bootstrap), blobs: merged.blobs };
     },
     async close() {},
@@ -43,8 +50,9 @@ export function mergeHere(): MergeRunner {
 }
 
 /** Runs on a worker thread. */
-export function mergeInWorker(): MergeRunner {
+export function mergeInWorker(options: MergeRunnerOptions = {}): MergeRunner {
   const worker: Worker = takeWorker("merge");
+  worker.postMessage({ type: "start", whiteoutSpec: options.whiteoutSpec ?? "oci" });
   const outcome = new Promise<MergeOutcome>((resolve, reject) => {
     worker.on("message", (m: { type: string; error?: Record<string, unknown> } & MergeOutcome) => {
       if (m.type === "merged") resolve({ layer: m.layer, blobs: m.blobs });
