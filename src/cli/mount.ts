@@ -3,13 +3,13 @@
  * chunks on demand into a persistent cache, until `nydus-ts umount`, an external `umount`,
  * or SIGINT/SIGTERM (which unmount cleanly). Keeps a state file in the run dir (pid, source,
  * cache dir, live metrics; see run_state.ts), prints the metrics summary on exit. `--daemon`
- * is mount_daemon.ts.
+ * is mount_daemon.ts (this then runs in its child).
  */
 import fs from "node:fs";
 import { mountFuse, RafsFs, startFuseServer, type FuseMount } from "../fs/index.ts";
 import { prefetch, shareReadiness } from "../storage/index.ts";
 import { emit } from "./output.ts";
-import { checkMountpoint, signalReady } from "./mount_daemon.ts";
+import { checkMountpoint, claimDaemonLog, signalReady } from "./mount_daemon.ts";
 import { exitFile, metricsLines, writeState, type MountState } from "./run_state.ts";
 import { openRuntime, type Runtime, type RuntimeFlags } from "./runtime.ts";
 
@@ -22,6 +22,7 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 
 export async function runMount(source: string, mountpoint: string, flags: MountFlags): Promise<void> {
   const { mp, sf } = checkMountpoint(mountpoint);
+  const daemonLog = claimDaemonLog(mp);
 
   // The serving thread starts first: its start-up overlaps the image fetch, and it decodes its
   // copy of the bootstrap while this thread decodes its own.
@@ -68,7 +69,7 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
   const startedAt = new Date().toISOString();
   const state = (): MountState => ({
     pid: process.pid, mountpoint: mp, source, cacheDir: rt.cacheDir, ready: true, startedAt, updatedAt: new Date().toISOString(),
-    fetched: rt.fetched(), metrics: rt.metrics.snapshot(), prefetch: pf, log: process.env.NYDUS_TS_DAEMON_LOG,
+    fetched: rt.fetched(), metrics: rt.metrics.snapshot(), prefetch: pf, log: daemonLog,
   });
   let stopping = false;
   const stop = (why: string) => {
@@ -90,7 +91,7 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
     }
   };
   refresh();
-  signalReady();
+  signalReady({ mountpoint: mp, stateFile: sf, log: daemonLog });
   log(`serving ${source} at ${mp} (pid ${process.pid}, cache ${rt.cacheDir}, state ${sf})`);
   const timer = setInterval(refresh, 1000);
   await m.closed;

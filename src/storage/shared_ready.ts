@@ -67,10 +67,12 @@ export async function shareReadiness(cache: BlobCache, image: RafsImage): Promis
     if (!b) return;
     for (const i of indices) (ready ? b.set(i) : b.clear(i));
   };
-  for (let blobIndex = 0; blobIndex < bits.length; blobIndex++) {
-    const ready = await cache.readyChunks(blobIndex).catch(() => [] as number[]);
-    for (const i of ready) bits[blobIndex]!.set(i);
-  }
+  // The blobs' cache files open in parallel (each is a few fs calls, and a new one syncs).
+  await Promise.all(
+    bits.map(async (b, blobIndex) => {
+      for (const i of await cache.readyChunks(blobIndex).catch(() => [] as number[])) b.set(i);
+    }),
+  );
   const hits = new SharedArrayBuffer(Math.max(1, image.blobs.length) * 4);
   const counts = new Int32Array(hits);
   cache.metrics.addCollector(() => {

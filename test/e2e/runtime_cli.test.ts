@@ -147,3 +147,41 @@ describe("foreground nydus-ts mount", { skip }, () => {
     assert.ok(JSON.parse(m.out()).metrics.totals);
   });
 });
+
+describe("nydus-ts mount --daemon: errors reach the caller", { skip }, () => {
+  const logsStarting = () => fs.readdirSync(w.runDir).filter((f) => f.startsWith("mount-starting-"));
+
+  test("a mountpoint that is not a directory, a missing image, a busy mountpoint: exit 1 with the daemon's own message", { timeout: 90_000 }, async () => {
+    const file = path.join(w.work, "not-a-dir");
+    fs.writeFileSync(file, "x");
+    const notDir = await w.cli(["mount", w.ref, file, "--plain-http", "--daemon"]);
+    assert.equal(notDir.code, 1);
+    assert.match(notDir.stderr, /^nydus-ts: Cannot mount: the daemon exited \(1\): Cannot mount on ".*not-a-dir": not a directory\n$/);
+
+    const mp = path.join(w.work, "mnt-daemon-errors");
+    fs.mkdirSync(mp, { recursive: true });
+    const missing = await w.cli(["mount", `${w.reg.host}/no/such:image`, mp, "--plain-http", "--daemon", "--json"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.json.error.message, /the daemon exited \(1\): Cannot find manifest ".*no\/such:image"/);
+    assert.ok(!mounted(mp));
+
+    const ok = await w.cli(["mount", w.ref, mp, "--plain-http", "--cache-dir", path.join(w.work, "cache-daemon-errors"), "--daemon", "--json"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.json.mountpoint, mp);
+    assert.ok(fs.existsSync(ok.json.stateFile), "the state file the child announced exists");
+    assert.match(path.basename(ok.json.log), /^mount-[0-9a-f]{16}\.log$/, "the log carries the mountpoint's name");
+    assert.match(fs.readFileSync(ok.json.log, "utf8"), /serving .* at /);
+    const busy = await w.cli(["mount", w.ref, mp, "--plain-http", "--daemon"]);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, new RegExp(`serves it already \\(nydus-ts umount ${mp.replaceAll("/", "\\/")}\\)`));
+    assert.equal((await w.cli(["umount", mp])).code, 0);
+    assert.deepEqual(logsStarting(), [], "failed daemons leave no unnamed log behind");
+  });
+
+  test("a usage error keeps exit status 2 and commander's message", async () => {
+    const r = await w.cli(["mount", w.ref, "--plain-http", "--daemon"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /error: missing required argument 'mountpoint'/);
+    assert.deepEqual(logsStarting(), []);
+  });
+});
