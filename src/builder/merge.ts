@@ -183,9 +183,10 @@ export class LayerMerge {
     if (base.blobs.length >= UPPER_BLOB_BASE) throw new InvalidInputError(`Cannot merge layer 0: ${base.blobs.length} blobs`);
     const merged = count === 1 ? baseOnly(base.tree) : underlay(base.tree, this.runs[0]!.upper);
     this.runs.length = 0;
-    const blobs = this.compactBlobs(merged.inode, base.blobs);
+    const { blobs, map } = this.compactBlobs(merged.inode, base.blobs);
     const bootstrap = writeBootstrapV6(merged.inode, {
       blobs,
+      blobIndexMap: map,
       chunkSize: first.chunkSize,
       compressor: supers[count - 1]!.compressor,
       digester: first.digester,
@@ -197,64 +198,38 @@ export class LayerMerge {
 
   /**
    * The merged blob table: the referenced blobs in order of first reference in traversal
-   * order (one entry per blob id, from the lowest layer naming it); chunks renumbered in place.
+   * order (one entry per blob id, from the lowest layer naming it), and the map from the
+   * chunks' blob indexes to it (the writer renumbers as it writes: no chunk is rewritten).
    */
-  private compactBlobs(root: TreeInode, baseBlobs: readonly BlobInfo[]): BlobInfo[] {
-    const idOf = (raw: number): string => {
-      const b = raw >= UPPER_BLOB_BASE ? this.upperBlobs[raw - UPPER_BLOB_BASE]?.info : baseBlobs[raw];
-      if (!b) throw new InvalidInputError(`Cannot remap blob index ${raw}: the image has ${baseBlobs.length} blobs`);
-      return b.blobId;
-    };
+  private compactBlobs(root: TreeInode, baseBlobs: readonly BlobInfo[]): { blobs: BlobInfo[]; map: Map<number, number> } {
     const baseIndex = new Map<string, number>();
     baseBlobs.forEach((b, i) => {
       if (!baseIndex.has(b.blobId)) baseIndex.set(b.blobId, i);
     });
-    const finalIndex = new Map<number, number>(); // raw chunk blob index -> final index
+    const map = new Map<number, number>(); // chunk blob index -> final index
     const byId = new Map<string, number>();
     const blobs: BlobInfo[] = [];
     const total = baseBlobs.length + this.upperBlobs.length;
     scan: for (const f of regularFilesInIndexOrder(root)) {
       for (const c of f.chunks ?? []) {
         const raw = c.chunk.blobIndex;
-        if (finalIndex.has(raw)) continue;
-        const id = idOf(raw);
-        let idx = byId.get(id);
+        if (map.has(raw)) continue;
+        const b = raw >= UPPER_BLOB_BASE ? this.upperBlobs[raw - UPPER_BLOB_BASE]?.info : baseBlobs[raw];
+        if (!b) throw new InvalidInputError(`Cannot remap blob index ${raw}: the image has ${baseBlobs.length} blobs`);
+        let idx = byId.get(b.blobId);
         if (idx === undefined) {
           idx = blobs.length;
-          byId.set(id, idx);
-          const b = baseIndex.get(id);
-          blobs.push(b !== undefined ? baseBlobs[b]! : this.upperBlobs[this.upperBlobIndex.get(id)!]!.info);
+          byId.set(b.blobId, idx);
+          const own = baseIndex.get(b.blobId);
+          blobs.push(own !== undefined ? baseBlobs[own]! : this.upperBlobs[this.upperBlobIndex.get(b.blobId)!]!.info);
         }
-        finalIndex.set(raw, idx);
-        if (finalIndex.size === total) break scan; // every index seen: the order is known
+        map.set(raw, idx);
+        // Once every index is seen the order is known; the writer checks the chunks not visited.
+        if (map.size === total) break scan;
       }
     }
     if (blobs.length > MAX_BLOBS) throw new InvalidInputError(`Cannot reference ${blobs.length} blobs: RAFS v6 allows at most ${MAX_BLOBS}`);
-    // Chunks the scan did not reach use indexes it saw (or none at all: then it reached them all).
-    const rewritten = new Map<ChunkInfo, ChunkInfo>();
-    const done = new Set<TreeInode>();
-    const dirs: TreeInode[] = [root];
-    while (dirs.length > 0) {
-      for (const { inode: f } of dirs.pop()!.children ?? []) {
-        if (f.kind === "dir") dirs.push(f);
-        if (f.kind !== "reg" || !f.chunks || done.has(f)) continue;
-        done.add(f);
-        let same = true;
-        for (const fc of f.chunks) if (finalIndex.get(fc.chunk.blobIndex) !== fc.chunk.blobIndex) same = false;
-        if (same) continue;
-        f.chunks = f.chunks.map((fc) => {
-          let c = rewritten.get(fc.chunk);
-          if (!c) {
-            const idx = finalIndex.get(fc.chunk.blobIndex);
-            if (idx === undefined) idOf(fc.chunk.blobIndex); // throws for an index no table has
-            c = idx === fc.chunk.blobIndex ? fc.chunk : { ...fc.chunk, blobIndex: idx! };
-            rewritten.set(fc.chunk, c);
-          }
-          return c === fc.chunk ? fc : { chunk: c, fileOffset: fc.fileOffset };
-        });
-      }
-    }
-    return blobs;
+    return { blobs, map };
   }
 }
 

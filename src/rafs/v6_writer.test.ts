@@ -330,3 +330,23 @@ test("determinism: same input → same bytes; xattr insertion order does not mat
   assert.equal(sha256Hex(one), sha256Hex(two));
   assert.equal(sha256Hex(one), sha256Hex(build(["user.z", "security.a", "trusted.m", "user.a"])));
 });
+
+test("blobIndexMap: chunks renumbered as written, the same bytes as a renumbered tree", () => {
+  const blobs = [blobInfo("1".repeat(64), 4, 0x40_0000), blobInfo("2".repeat(64), 4, 0x40_0000)];
+  // Raw indexes 7 and 9 both name blob 0 (a blob id found in two layers of a merge): a file
+  // spanning both is still continuous.
+  const raw = (a: number, b: number, c: number) =>
+    mk("dir", {
+      children: [
+        entry("a", fileAt(3 * MiB, { blobIndex: a, seed: 1 })),
+        entry("b", fileAt(MiB, { blobIndex: b, seed: 9, startOffset: 3 * MiB, startIndex: 3 })),
+        entry("c", fileAt(2 * MiB + 1, { blobIndex: c, seed: 20 })),
+      ],
+    });
+  const mixed = raw(7, 9, 3);
+  mixed.children![0]!.inode.chunks![2] = { ...mixed.children![0]!.inode.chunks![2]!, chunk: { ...mixed.children![0]!.inode.chunks![2]!.chunk, blobIndex: 9 } };
+  const want = writeBootstrapV6(raw(0, 0, 1), baseOptions(blobs));
+  const got = writeBootstrapV6(mixed, { ...baseOptions(blobs), blobIndexMap: new Map([[7, 0], [9, 0], [3, 1]]) });
+  assert.ok(Buffer.from(got).equals(Buffer.from(want)));
+  assert.throws(() => writeBootstrapV6(raw(7, 9, 4), { ...baseOptions(blobs), blobIndexMap: new Map([[7, 0], [9, 0]]) }), /blob index 4, which the blob index map does not name/);
+});

@@ -68,6 +68,12 @@ export interface WriteBootstrapV6Options {
    * (empty regular files never do); written only when there is at least one blob.
    */
   readonly prefetchPaths?: readonly string[];
+  /**
+   * Translates the chunk blob indexes found in the tree into indexes of `blobs`: a merge
+   * renumbers its blob table this way instead of rewriting every chunk of the tree.
+   * @default none (the tree's indexes are `blobs` indexes)
+   */
+  readonly blobIndexMap?: ReadonlyMap<number, number>;
 }
 
 /**
@@ -100,6 +106,7 @@ export function writeBootstrapV6(root: TreeInode, options: WriteBootstrapV6Optio
   // the digest as latin1 (one char per byte) plus the blob index as one more char (< 256), so
   // comparing keys as strings orders by digest bytes, then blob index: the table order.
   // (Hex keys and a Buffer.compare sort cost ~200 ms on a 45,000-file image.)
+  const map = options.blobIndexMap;
   const records = new Map<string, FileChunk>();
   const keyBuf = Buffer.alloc(33); // digest + blob index, decoded as one flat latin1 string
   for (const node of layout.nodes) {
@@ -107,9 +114,10 @@ export function writeBootstrapV6(root: TreeInode, options: WriteBootstrapV6Optio
     if (chunks === undefined) continue;
     for (let i = 0; i < chunks.length; i++) {
       const fc = chunks[i]!;
-      checkChunk(fc.chunk, blobs, node);
+      const blobIndex = map ? mappedIndex(map, fc.chunk.blobIndex) : fc.chunk.blobIndex;
+      checkChunk(fc.chunk, blobIndex, blobs, node);
       keyBuf.set(fc.chunk.digest);
-      keyBuf[32] = fc.chunk.blobIndex;
+      keyBuf[32] = blobIndex;
       records.set(keyBuf.toString("latin1"), fc);
     }
   }
@@ -122,7 +130,7 @@ export function writeBootstrapV6(root: TreeInode, options: WriteBootstrapV6Optio
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
 
   // Meta area.
-  const ctx = { metaAddr, chunkSize, explicitUidGid, view };
+  const ctx = { metaAddr, chunkSize, explicitUidGid, view, map };
   for (const node of layout.nodes) {
     if (node.primary !== node) continue; // later hardlink: same inode, already written
     writeNode(out, node, layout, ctx);
@@ -135,7 +143,7 @@ export function writeBootstrapV6(root: TreeInode, options: WriteBootstrapV6Optio
     encodeChunkRecord(
       {
         blockId: chunk.digest,
-        blobIndex: chunk.blobIndex,
+        blobIndex: map ? mappedIndex(map, chunk.blobIndex) : chunk.blobIndex,
         flags: (chunk.compressed ? CHUNK_FLAG_COMPRESSED : 0) | (chunk.crc32 !== undefined ? CHUNK_FLAG_HAS_CRC32 : 0),
         compressedSize: chunk.compressedSize,
         uncompressedSize: chunk.uncompressedSize,
@@ -207,11 +215,17 @@ function checkBlobs(blobs: readonly BlobInfo[], chunkSize: number): void {
   });
 }
 
-function checkChunk(c: ChunkInfo, blobs: readonly BlobInfo[], node: PlannedNode): void {
+/** A chunk's blob index through {@link WriteBootstrapV6Options.blobIndexMap}; -1 when it has none. */
+function mappedIndex(map: ReadonlyMap<number, number>, raw: number): number {
+  return map.get(raw) ?? -1;
+}
+
+function checkChunk(c: ChunkInfo, blobIndex: number, blobs: readonly BlobInfo[], node: PlannedNode): void {
   const fail = (what: string): never => {
     throw new RangeError(`Cannot write bootstrap: a chunk of ${JSON.stringify(Buffer.from(node.name).toString("utf8"))} (index ${node.index}) ${what}`);
   };
-  if (!Number.isInteger(c.blobIndex) || c.blobIndex < 0 || c.blobIndex >= blobs.length) fail(`references blob index ${c.blobIndex}, but the blob table has ${blobs.length} entries`);
+  if (blobIndex !== c.blobIndex && blobIndex === -1) fail(`references blob index ${c.blobIndex}, which the blob index map does not name`);
+  if (!Number.isInteger(blobIndex) || blobIndex < 0 || blobIndex >= blobs.length) fail(`references blob index ${blobIndex}, but the blob table has ${blobs.length} entries`);
   if (c.digest.length !== 32) fail(`has a ${c.digest.length}-byte digest, expected 32`);
   if (!Number.isInteger(c.index) || c.index < 0 || c.index > 0xff_ffff) fail(`has chunk index ${c.index}, not a 24-bit value`);
   if (!Number.isSafeInteger(c.uncompressedOffset) || c.uncompressedOffset % EROFS_BLOCK_SIZE !== 0) fail(`has uncompressed offset ${c.uncompressedOffset}, not 4096-aligned`);
@@ -219,19 +233,25 @@ function checkChunk(c: ChunkInfo, blobs: readonly BlobInfo[], node: PlannedNode)
 }
 
 /** i_u chunk format of a regular file, with the page-cache-sharing optimisation (spec §3.10). */
-export function fileChunkFormat(inode: Pick<TreeInode, "size" | "chunks">, chunkSize: number): number {
+export function fileChunkFormat(inode: Pick<TreeInode, "size" | "chunks">, chunkSize: number, blobIndexMap?: ReadonlyMap<number, number>): number {
   const chunks = inode.chunks ?? [];
   let continuous = true;
   for (let i = 1; i < chunks.length && continuous; i++) {
     const prev = chunks[i - 1]!.chunk;
     const cur = chunks[i]!.chunk;
-    if (prev.uncompressedOffset + chunkSize !== cur.uncompressedOffset || prev.blobIndex !== cur.blobIndex) continuous = false;
+    if (prev.uncompressedOffset + chunkSize !== cur.uncompressedOffset) continuous = false;
+    else if (prev.blobIndex !== cur.blobIndex && (!blobIndexMap || mappedIndex(blobIndexMap, prev.blobIndex) !== mappedIndex(blobIndexMap, cur.blobIndex))) continuous = false;
   }
   if (continuous && inode.size > chunkSize) return chunkFormat(2 ** Math.ceil(Math.log2(inode.size)));
   return chunkFormat(chunkSize);
 }
 
-function writeNode(out: Uint8Array, node: PlannedNode, layout: V6Layout, o: { metaAddr: number; chunkSize: number; explicitUidGid: boolean; view: DataView }): void {
+function writeNode(
+  out: Uint8Array,
+  node: PlannedNode,
+  layout: V6Layout,
+  o: { metaAddr: number; chunkSize: number; explicitUidGid: boolean; view: DataView; map: ReadonlyMap<number, number> | undefined },
+): void {
   const { inode } = node;
   const abs = o.metaAddr + node.off;
   const isRoot = node === layout.root;
@@ -250,7 +270,7 @@ function writeNode(out: Uint8Array, node: PlannedNode, layout: V6Layout, o: { me
       break;
     case "reg":
       size = inode.size;
-      u = fileChunkFormat(inode, o.chunkSize);
+      u = fileChunkFormat(inode, o.chunkSize, o.map);
       nlink = layout.linkCounts.get(inode) ?? 1;
       break;
     default:
@@ -295,7 +315,7 @@ function writeNode(out: Uint8Array, node: PlannedNode, layout: V6Layout, o: { me
     case "reg": {
       let at = alignUp(tailAt, EROFS_CHUNK_ADDR_SIZE);
       for (const fc of inode.chunks ?? []) {
-        encodeChunkAddr({ blobIndex: fc.chunk.blobIndex, chunkIndex: fc.chunk.index, blkAddr: fc.chunk.uncompressedOffset / EROFS_BLOCK_SIZE }, out.subarray(at));
+        encodeChunkAddr({ blobIndex: o.map ? mappedIndex(o.map, fc.chunk.blobIndex) : fc.chunk.blobIndex, chunkIndex: fc.chunk.index, blkAddr: fc.chunk.uncompressedOffset / EROFS_BLOCK_SIZE }, out.subarray(at));
         at += EROFS_CHUNK_ADDR_SIZE;
       }
       break;
