@@ -235,8 +235,16 @@ runtimeCommand(
   .addHelpText("after", `\n${lazyIntro}\nServes until 'nydus-ts umount MOUNTPOINT', an external umount, or SIGINT/SIGTERM (which unmount cleanly),\nthen prints the metrics (JSON with --json). While mounted, 'nydus-ts stats MOUNTPOINT' shows them live; the state file\nlives in $NYDUS_TS_RUN_DIR, else /run/nydus-ts when writable, else <tmpdir>/nydus-ts-run.\n\nExamples:\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --daemon\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --prefetch --cache-dir /var/cache/nydus &\n  nydus-ts mount app.example.com/app:v1 /mnt/app --mirror http://127.0.0.1:65001 --mirror-header "X-Dragonfly-Registry: https://app.example.com" --daemon`)
   .action(async (source: string, mountpoint: string, opts) => {
     // --daemon is main.ts's light parent (it never gets here); anything else serves in this process.
+    // The FUSE serving thread starts first, so that its start-up overlaps the loading of the runtime.
+    const { startFuseServer } = await import("../fs/fuse/start.ts");
+    let server;
+    try {
+      server = startFuseServer();
+    } catch {
+      // No /dev/fuse (or no permission): runMount reports it with the full context.
+    }
     const { runMount } = await import("./mount.ts");
-    await runMount(source, mountpoint, opts).catch((e: unknown) => reportError(e, opts));
+    await runMount(source, mountpoint, opts, server).catch((e: unknown) => reportError(e, opts));
   });
 
 program

@@ -6,7 +6,7 @@
  * is mount_daemon.ts (this then runs in its child).
  */
 import fs from "node:fs";
-import { mountFuse, RafsFs, startFuseServer, type FuseMount } from "../fs/index.ts";
+import { mountFuse, RafsFs, startFuseServer, type FuseMount, type FuseServer } from "../fs/index.ts";
 import { prefetch, shareReadiness } from "../storage/index.ts";
 import { emit } from "./output.ts";
 import { checkMountpoint, claimDaemonLog, signalReady } from "./mount_daemon.ts";
@@ -20,18 +20,26 @@ export interface MountFlags extends RuntimeFlags {
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
-export async function runMount(source: string, mountpoint: string, flags: MountFlags): Promise<void> {
-  const { mp, sf } = checkMountpoint(mountpoint);
-  const daemonLog = claimDaemonLog(mp);
-
-  // The serving thread starts first: its start-up overlaps the image fetch, and it decodes its
-  // copy of the bootstrap while this thread decodes its own.
-  const server = startFuseServer();
+/**
+ * Serves `source` at `mountpoint` until unmounted. `started` is a serving thread the caller
+ * started ahead (see fuse/start.ts); it is used, or stopped on failure.
+ */
+export async function runMount(source: string, mountpoint: string, flags: MountFlags, started?: FuseServer): Promise<void> {
+  let server = started;
   let rt: Runtime;
+  let mp: string;
+  let sf: string;
+  let daemonLog: string | undefined;
   try {
-    rt = await openRuntime(source, flags, { persistentCache: true, onBootstrap: (b) => server.preload(b) });
+    ({ mp, sf } = checkMountpoint(mountpoint));
+    daemonLog = claimDaemonLog(mp);
+    // The serving thread starts before the image is fetched: its start-up overlaps the fetch, and
+    // it decodes its copy of the bootstrap while this thread decodes its own.
+    server ??= startFuseServer();
+    const s = server;
+    rt = await openRuntime(source, flags, { persistentCache: true, onBootstrap: (b) => s.preload(b) });
   } catch (err) {
-    server.cancel();
+    server?.cancel();
     throw err;
   }
   const rfs = new RafsFs(rt.image, rt.reader, { log });
