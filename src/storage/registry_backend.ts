@@ -40,6 +40,9 @@ interface Endpoint {
   downUntil: number;
 }
 
+/** Most bytes past a slice that are read (and dropped) to keep the connection reusable. */
+const DRAIN_LIMIT = 64 * 1024;
+
 /** Start offset of a `Content-Range: bytes a-b/n` header. */
 function rangeStart(header: string | string[] | undefined): number | undefined {
   const v = Array.isArray(header) ? header[0] : header;
@@ -48,10 +51,15 @@ function rangeStart(header: string | string[] | undefined): number | undefined {
 }
 
 /**
- * Reads `length` bytes at `skip` of a response body into a new array, then stops reading.
+ * Reads `length` bytes at `skip` of a response body into a new array. A body that is (about)
+ * the range asked for is read to its end, so its keep-alive connection goes back to the pool
+ * for the next range; a longer one (a registry that ignored `Range`) is cut off once the slice
+ * is in.
  * @throws RegistryError (temporary) when the body ends early or breaks
  */
 async function readSlice(body: http.IncomingMessage, skip: number, length: number, action: string): Promise<Uint8Array> {
+  const declared = Number(body.headers["content-length"]);
+  const drain = Number.isSafeInteger(declared) && declared - (skip + length) <= DRAIN_LIMIT;
   const out = new Uint8Array(length);
   let pos = 0; // bytes of the body seen
   let done = 0;
@@ -63,7 +71,7 @@ async function readSlice(body: http.IncomingMessage, skip: number, length: numbe
       const take = Math.min(piece.length - start, length - done);
       out.set(piece.subarray(start, start + take), done);
       done += take;
-      if (done === length) break;
+      if (done === length && !drain) break;
     }
   } catch (cause) {
     throw new RegistryError(`Cannot ${action}: the body broke after ${done} of ${length} bytes`, { status: 0, temporary: true, cause });

@@ -74,18 +74,23 @@ async function recordingProxy(targetUrl: string, port = 0) {
   const server = http.createServer((req, res) => {
     seen.push(req.headers);
     const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
+      // Hop-by-hop headers stay on their hop (a "Connection: close" from upstream is not ours).
+      const { connection: _c, "keep-alive": _k, ...headers } = r.headers;
+      res.writeHead(r.statusCode ?? 502, headers);
       r.pipe(res);
     });
     up.on("error", () => res.destroy());
     req.pipe(up);
   });
+  const counts = { connections: 0 };
+  server.on("connection", () => counts.connections++);
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const p = (server.address() as AddressInfo).port;
   return {
     host: `127.0.0.1:${p}`,
     port: p,
     seen,
+    counts,
     stop: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
@@ -94,6 +99,29 @@ async function recordingProxy(targetUrl: string, port = 0) {
 }
 
 describe("registry backend", () => {
+  test("consecutive range reads reuse one keep-alive connection", async () => {
+    const proxy = await recordingProxy(origin.url);
+    try {
+      const ref = parseReference(`${origin.host}/app:nydus`);
+      const opened = await openNydusImage(registrySource(ref, { plainHttp: true }));
+      const backend = registryBackend(parseReference(`${proxy.host}/app:nydus`), { plainHttp: true });
+      const blob = opened.image.blobs[0]!;
+      const reads = 12;
+      const size = Math.floor(blob.compressedSize / reads);
+      for (let i = 0; i < reads; i++) {
+        const got = await backend.readRange(blob.blobId, i * size, Math.min(size, 4096));
+        assert.equal(got.length, Math.min(size, 4096));
+      }
+      assert.equal(proxy.seen.filter((h) => h.range).length, reads, "one range request per read (plus the transport's /v2/ ping)");
+      // One, or two when the first answer's socket was not back in the pool yet as the second
+      // request left; a connection per range (12) means answers are cut off instead of read out.
+      assert.ok(proxy.counts.connections <= 2, `${proxy.counts.connections} connections for ${reads} ranges: every range answer is read to its end, so its socket goes back to the pool`);
+      await backend.close?.();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   test("reading one file fetches only the bootstrap and that file's chunk ranges", async () => {
     const ref = parseReference(`${origin.host}/app:nydus`);
     const openLog: RequestInfo[] = [];
