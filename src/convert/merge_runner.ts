@@ -24,7 +24,7 @@ export interface MergeRunner {
   add(index: number, bootstrap: Uint8Array, blob: BlobInfo | undefined, what: string): void;
   /** Merges layers 0..count-1 (all added before) and packs the result. Ends the runner. */
   merge(count: number, options: Omit<MergeOptions, "layerBlobs" | "whiteoutSpec">): Promise<MergeOutcome>;
-  /** Ends the runner without merging (idempotent). */
+  /** Ends the runner without merging (idempotent; after {@link merge}, nothing is left to end). */
   close(): Promise<void>;
 }
 
@@ -62,6 +62,7 @@ export function mergeInWorker(options: MergeRunnerOptions = {}): MergeRunner {
     worker.on("exit", (code) => reject(new Error(`Cannot merge the layer bootstraps: the merge worker exited (code ${code})`)));
   });
   outcome.catch(() => undefined); // awaited by merge()
+  let ended = false;
   return {
     add(index, bootstrap, blob, what) {
       const copy = bootstrap.slice();
@@ -72,11 +73,13 @@ export function mergeInWorker(options: MergeRunnerOptions = {}): MergeRunner {
       try {
         return await outcome;
       } finally {
-        await worker.terminate();
+        // Not awaited (nor by close()): the outcome is used while the worker's heap is torn down (~8 ms).
+        ended = true;
+        worker.terminate().catch(() => undefined);
       }
     },
     async close() {
-      await worker.terminate();
+      if (!ended) await worker.terminate();
     },
   };
 }
