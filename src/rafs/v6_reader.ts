@@ -125,6 +125,7 @@ class V6Image implements RafsV6Image {
   /** End (exclusive) of the region inodes and their inline data may occupy. */
   private readonly metaEnd: number;
   private readonly chunkTable: LazyChunkTable;
+  private readonly inodeRecords = new Map<number, InodeRecord>();
   private readonly bytes: Uint8Array;
 
   constructor(bytes: Uint8Array) {
@@ -219,6 +220,17 @@ class V6Image implements RafsV6Image {
   }
 
   inodeRecord(nid: number): InodeRecord {
+    // Decoded once: a walk asks for each inode several times (its parent's listing, the inode,
+    // its chunks or target).
+    let rec = this.inodeRecords.get(nid);
+    if (!rec) {
+      rec = this.decodeInodeRecord(nid);
+      this.inodeRecords.set(nid, rec);
+    }
+    return rec;
+  }
+
+  private decodeInodeRecord(nid: number): InodeRecord {
     const off = this.inodeOffset(nid);
     const rec = decodeInode(this.bytes.subarray(off, this.metaEnd), off);
     const fail = (field: string, rel: number, detail: string): never => {
@@ -497,8 +509,8 @@ function xattrAreaBytes(icount: number): number {
  * with a given key wins.
  */
 class LazyChunkTable {
-  /** (blob index, ci_index) → record number, or AMBIGUOUS when the block must decide. */
-  readonly #byIndex = new Map<number, number>();
+  /** Per blob index: ci_index → record number, or AMBIGUOUS when the block must decide. */
+  readonly #byIndex: Map<number, number>[];
   /** Exact `blob:ci:block` → record number, for ambiguous (blob, ci_index) pairs only. */
   readonly #exact = new Map<string, number>();
   readonly #decoded: (ChunkRecord | undefined)[];
@@ -514,26 +526,24 @@ class LazyChunkTable {
   ) {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#decoded = new Array<ChunkRecord | undefined>(count);
+    this.#byIndex = Array.from({ length: nblobs }, () => new Map<number, number>());
     for (let i = 0; i < count; i++) {
       const off = offset + i * RAFS_CHUNK_RECORD_SIZE;
       const blobIndex = this.#view.getUint32(off + 32, true);
       if (blobIndex >= nblobs) throw new FormatError("RafsV5ChunkInfo", "blob_index", off + 32, `record ${i} names blob ${blobIndex} of ${nblobs}`);
-      const key = LazyChunkTable.#pair(blobIndex, this.#view.getUint32(off + 72, true));
-      const prev = this.#byIndex.get(key);
+      const byCi = this.#byIndex[blobIndex]!;
+      const ci = this.#view.getUint32(off + 72, true);
+      const prev = byCi.get(ci);
       if (prev === undefined || (prev !== AMBIGUOUS && this.#block(prev) === this.#block(i))) {
-        this.#byIndex.set(key, i);
+        byCi.set(ci, i);
         continue;
       }
       if (prev !== AMBIGUOUS) {
         this.#exact.set(this.#tripleOf(prev), prev);
-        this.#byIndex.set(key, AMBIGUOUS);
+        byCi.set(ci, AMBIGUOUS);
       }
       this.#exact.set(this.#tripleOf(i), i);
     }
-  }
-
-  static #pair(blobIndex: number, ciIndex: number): number {
-    return blobIndex * 2 ** 32 + ciIndex;
   }
 
   /** Uncompressed block of record `i`, from its raw u64 offset. */
@@ -554,7 +564,7 @@ class LazyChunkTable {
 
   /** The record for a chunk address, or undefined when the table has none. */
   find(blobIndex: number, ciIndex: number, blk: number): ChunkRecord | undefined {
-    const i = this.#byIndex.get(LazyChunkTable.#pair(blobIndex, ciIndex));
+    const i = this.#byIndex[blobIndex]?.get(ciIndex);
     if (i === undefined) return undefined;
     if (i === AMBIGUOUS) {
       const j = this.#exact.get(`${blobIndex}:${ciIndex}:${blk}`);
