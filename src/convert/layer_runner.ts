@@ -64,9 +64,9 @@ export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, opti
   let room: (() => void) | undefined;
   let sourceError: unknown;
   const finished = new Promise<LayerBuild>((resolve, reject) => {
-    worker.on("message", (m: { type: string; error?: Record<string, unknown> } & LayerBuild) => {
+    worker.on("message", (m: { type: string; pieces?: number; error?: Record<string, unknown> } & LayerBuild) => {
       if (m.type === "ack") {
-        unacked--;
+        unacked -= m.pieces ?? 1;
         const r = room;
         room = undefined;
         r?.();

@@ -1,8 +1,8 @@
 /**
  * Worker-thread entry of {@link buildLayerInWorker}: builds one Nydus layer blob from the
  * compressed layer bytes the main thread sends, so that the layers of an image build on
- * separate cores. Messages: `start` (options), `data` (a piece, acknowledged once read),
- * `end`, `abort`; replies `ack`, `done` or `error`.
+ * separate cores. Messages: `start` (options), `data` (a piece; taken pieces are acknowledged
+ * a few at a time), `end`, `abort`; replies `ack` (with a count), `done` or `error`.
  */
 import { parentPort } from "node:worker_threads";
 import { serializeError } from "./worker_errors.ts";
@@ -15,17 +15,33 @@ type Incoming =
   | { type: "abort" };
 
 const port = parentPort!;
+/** Pieces per acknowledgement: each is a cross-thread message (the read-ahead is 8 pieces). */
+const ACK_EVERY = 4;
 const queue: Uint8Array[] = [];
 let ended = false;
 let aborted = false;
 let wake: (() => void) | undefined;
+
+/** Pieces taken but not yet acknowledged. */
+let unacked = 0;
+
+/**
+ * Acknowledges taken pieces to the feeding thread: every {@link ACK_EVERY} pieces, or at once
+ * when the queue ran dry (the feeder must never wait on an ack while this thread waits on it).
+ */
+function ackTaken(force: boolean): void {
+  if (unacked === 0 || (!force && unacked < ACK_EVERY)) return;
+  port.postMessage({ type: "ack", pieces: unacked });
+  unacked = 0;
+}
 
 async function* pieces(): AsyncGenerator<Uint8Array> {
   for (;;) {
     if (aborted) throw new Error("Cannot build the layer: its source failed");
     const p = queue.shift();
     if (p) {
-      port.postMessage({ type: "ack" });
+      unacked++;
+      ackTaken(queue.length === 0);
       yield p;
       continue;
     }

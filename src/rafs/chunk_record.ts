@@ -17,7 +17,7 @@
  *  76    4 crc32               CRC-32C of the plain bytes when HAS_CRC32, else reserved (0)
  * ```
  */
-import { StructReader, StructWriter } from "../internal/bytes.ts";
+import { StructReader } from "../internal/bytes.ts";
 import { FormatError } from "../internal/errors.ts";
 import type { ChunkInfo } from "./model.ts";
 
@@ -106,35 +106,32 @@ export function encodeChunkRecord(rec: ChunkRecord, into?: Uint8Array): Uint8Arr
   if (rec.blockId.length !== CHUNK_DIGEST_SIZE) {
     throw new RangeError(`Cannot encode chunk record: block_id has ${rec.blockId.length} bytes, expected 32`);
   }
-  for (const [name, v] of [
-    ["blobIndex", rec.blobIndex],
-    ["flags", rec.flags],
-    ["compressedSize", rec.compressedSize],
-    ["uncompressedSize", rec.uncompressedSize],
-    ["index", rec.index],
-    ["crc32", rec.crc32],
-  ] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`Cannot encode chunk record: ${name} ${v} is not a u32`);
-  }
-  for (const [name, v] of [
-    ["compressedOffset", rec.compressedOffset],
-    ["uncompressedOffset", rec.uncompressedOffset],
-    ["fileOffset", rec.fileOffset],
-  ] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`Cannot encode chunk record: ${name} ${v} is not a safe u64`);
-  }
-  const w = new StructWriter(CHUNK_RECORD_SIZE, into);
-  w.set(0, rec.blockId)
-    .u32(32, rec.blobIndex)
-    .u32(36, rec.flags)
-    .u32(40, rec.compressedSize)
-    .u32(44, rec.uncompressedSize)
-    .u64(48, rec.compressedOffset)
-    .u64(56, rec.uncompressedOffset)
-    .u64(64, rec.fileOffset)
-    .u32(72, rec.index)
-    .u32(76, rec.crc32);
-  return into ? w.bytes.subarray(0, CHUNK_RECORD_SIZE) : w.bytes;
+  const out = into ?? new Uint8Array(CHUNK_RECORD_SIZE);
+  if (out.length < CHUNK_RECORD_SIZE) throw new RangeError(`Cannot encode: target buffer has ${out.length} bytes, need ${CHUNK_RECORD_SIZE}`);
+  // Plain DataView writes: a merged bootstrap writes tens of thousands of these.
+  const v = new DataView(out.buffer, out.byteOffset, CHUNK_RECORD_SIZE);
+  out.set(rec.blockId, 0);
+  putU32(v, 32, rec.blobIndex, "blobIndex");
+  putU32(v, 36, rec.flags, "flags");
+  putU32(v, 40, rec.compressedSize, "compressedSize");
+  putU32(v, 44, rec.uncompressedSize, "uncompressedSize");
+  putU64(v, 48, rec.compressedOffset, "compressedOffset");
+  putU64(v, 56, rec.uncompressedOffset, "uncompressedOffset");
+  putU64(v, 64, rec.fileOffset, "fileOffset");
+  putU32(v, 72, rec.index, "index");
+  putU32(v, 76, rec.crc32, "crc32");
+  return into ? out.subarray(0, CHUNK_RECORD_SIZE) : out;
+}
+
+function putU32(v: DataView, at: number, value: number, name: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffff_ffff) throw new RangeError(`Cannot encode chunk record: ${name} ${value} is not a u32`);
+  v.setUint32(at, value, true);
+}
+
+function putU64(v: DataView, at: number, value: number, name: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`Cannot encode chunk record: ${name} ${value} is not a safe u64`);
+  v.setUint32(at, value % 2 ** 32, true);
+  v.setUint32(at + 4, Math.floor(value / 2 ** 32), true);
 }
 
 /**
