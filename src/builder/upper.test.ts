@@ -11,20 +11,15 @@ import { LayerMerge, mergePrepared, prepareLayer } from "./merge.ts";
 import { mergeLayers } from "./overlay.ts";
 import { ROOT_NAME, cloneTree, walk } from "./tree.ts";
 import { composeUpper, toUpper, underlay } from "./upper.ts";
+import { Prng } from "../../test/support/fuzz.ts";
 
 const CHUNK = 4096;
 const enc = (s: string) => new TextEncoder().encode(s);
 
-/** mulberry32: a small seeded generator, so failures reproduce. */
+/** A seeded generator (test/support's mulberry32), so failures reproduce. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
 }
 
 function mk(kind: FileKind, extra: Partial<TreeInode> = {}): TreeInode {
