@@ -99,8 +99,9 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
     }
   };
   refresh();
-  signalReady({ mountpoint: mp, stateFile: sf, log: daemonLog });
+  // Logged before the parent is told, so its log already says so when `mount --daemon` returns.
   log(`serving ${source} at ${mp} (pid ${process.pid}, cache ${rt.cacheDir}, state ${sf})`);
+  signalReady({ mountpoint: mp, stateFile: sf, log: daemonLog });
   const timer = setInterval(refresh, 1000);
   await m.closed;
   clearInterval(timer);
