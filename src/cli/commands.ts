@@ -4,6 +4,7 @@
  * `nydus-image` where it has them.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
+import { json, lazyFlags, list, mountArguments, MOUNT_CACHE_HELP } from "./mount_command.ts";
 import { reportError } from "./output.ts";
 
 const program = new Command();
@@ -24,7 +25,6 @@ export function parseSize(value: string): number {
   return n;
 }
 
-const json = () => new Option("--json", "print a machine-readable JSON result on stdout");
 
 program
   .command("create")
@@ -120,7 +120,6 @@ program
     await runExport(bootstrap, opts).catch((e) => reportError(e, opts));
   });
 
-const list = (value: string, previous: string[] = []) => [...previous, value];
 
 program
   .command("convert")
@@ -168,20 +167,9 @@ Examples:
     await runConvert({ ...opts, chunkSize: opts.fsChunkSize }).catch((e) => reportError(e, opts));
   });
 
-/** Registry, cache and mirror flags of the lazy commands (ls, cat, stat, cp, mount). */
-function runtimeCommand(name: string, description: string, cacheDirHelp = "blob cache directory (default: a temporary one, removed at exit)"): Command {
-  return program
-    .command(name)
-    .description(description)
-    .option("--cache-dir <dir>", cacheDirHelp)
-    .option("--plain-http", "use plain HTTP for the registry")
-    .option("--insecure", "skip TLS verification for the registry")
-    .option("--ca <file>", "extra trusted CA certificate (PEM); repeatable", list)
-    .option("--creds <user:pass>", "registry credentials (default: ~/.docker/config.json)")
-    .option("--platform <os/arch>", "platform to pick from an index (default: the host's)")
-    .option("--mirror <url>", "registry mirror tried before the origin, http(s)://HOST[:PORT]; repeatable, in order", list)
-    .option("--mirror-header <header>", "\"Name: value\" sent to every mirror (e.g. X-Dragonfly-Registry); repeatable", list)
-    .addOption(json());
+/** A lazy command (ls, cat, stat, cp, mount) with its registry, cache and mirror flags. */
+function runtimeCommand(name: string, description: string, cacheDirHelp?: string): Command {
+  return lazyFlags(program.command(name).description(description), cacheDirHelp);
 }
 const lazyIntro = "SOURCE is a registry REF or oci:DIR[:TAG] holding a Nydus image; only the bootstrap and the chunks read are fetched.";
 
@@ -222,18 +210,11 @@ runtimeCommand("cp", "copy a file or a directory tree out of a Nydus image, with
     await runCp(source, p, dest, opts).catch((e) => reportError(e, opts));
   });
 
-runtimeCommand(
-  "mount",
-  "mount a Nydus image read-only with FUSE, fetching chunks on demand (needs root and /dev/fuse)",
-  "blob cache directory, kept across mounts (default: $XDG_CACHE_HOME/nydus-ts/cache or ~/.cache/nydus-ts/cache)",
-)
-  .argument("<source>", "REF | oci:DIR[:TAG]")
-  .argument("<mountpoint>", "existing directory")
-  .option("--prefetch", "fetch the files of the image's prefetch table in the background, behind on-demand reads")
-  .option("--prefetch-paths <p1,p2>", "prefetch these absolute paths (directories: their whole subtree) instead")
-  .option("--daemon", "run detached (output to a log file in the run dir); return once the mount serves")
+mountArguments(runtimeCommand("mount", "mount a Nydus image read-only with FUSE, fetching chunks on demand (needs root and /dev/fuse)", MOUNT_CACHE_HELP))
   .addHelpText("after", `\n${lazyIntro}\nServes until 'nydus-ts umount MOUNTPOINT', an external umount, or SIGINT/SIGTERM (which unmount cleanly),\nthen prints the metrics (JSON with --json). While mounted, 'nydus-ts stats MOUNTPOINT' shows them live; the state file\nlives in $NYDUS_TS_RUN_DIR, else /run/nydus-ts when writable, else <tmpdir>/nydus-ts-run.\n\nExamples:\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --daemon\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --prefetch --cache-dir /var/cache/nydus &\n  nydus-ts mount app.example.com/app:v1 /mnt/app --mirror http://127.0.0.1:65001 --mirror-header "X-Dragonfly-Registry: https://app.example.com" --daemon`)
   .action(async (source: string, mountpoint: string, opts) => {
+    // --server is main.ts's light client (serve_client.ts): it never gets here.
+    if (opts.server) return reportError(new InvalidArgumentError("--server is handled before the command line is parsed; this is a bug"), opts);
     // --daemon is main.ts's light parent (it never gets here); anything else serves in this process.
     // The FUSE serving thread starts first, so that its start-up overlaps the loading of the runtime.
     const { startFuseServer } = await import("../fs/fuse/start.ts");
@@ -245,6 +226,17 @@ runtimeCommand(
     }
     const { runMount } = await import("./mount.ts");
     await runMount(source, mountpoint, opts, server).catch((e: unknown) => reportError(e, opts));
+  });
+
+program
+  .command("serve")
+  .description("serve many FUSE mounts from one resident process (like nydusd's shared daemon): 'mount … --server SOCKET' asks it for one")
+  .requiredOption("--socket <path>", "Unix socket to listen on (created mode 0600; a stale one is replaced)")
+  .addOption(json())
+  .addHelpText("after", `\nRuns in the foreground (start it with & or from a service manager) until SIGINT/SIGTERM, which unmount\nall its mounts. Each mount has its usual state file: 'nydus-ts stats' and 'nydus-ts umount' work as for any mount.\nRegistry credentials come from this process's ~/.docker/config.json or the mount's --creds.\n\nExamples:\n  nydus-ts serve --socket /run/nydus-ts.sock &\n  nydus-ts mount localhost:5000/app:v1-nydus /mnt/app --plain-http --server /run/nydus-ts.sock\n  nydus-ts umount /mnt/app`)
+  .action(async (opts) => {
+    const { runServe } = await import("./serve.ts");
+    await runServe(opts).catch((e) => reportError(e, opts));
   });
 
 program

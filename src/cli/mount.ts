@@ -20,19 +20,42 @@ export interface MountFlags extends RuntimeFlags {
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
+/** One served mount: the FUSE mount, its live state, and its end. */
+export interface MountSession {
+  mountpoint: string;
+  stateFile: string;
+  source: string;
+  cacheDir: string;
+  fuse: FuseMount;
+  /** The live state (as written to the state file every second). */
+  state(): MountState;
+  /** Unmounts (lazily when a plain umount fails); `done` follows. */
+  stop(why: string): void;
+  /** Resolves with the final state once unmounted and cleaned up (exit file written, state file removed). */
+  done: Promise<MountState>;
+}
+
+export interface SessionOptions {
+  /** A serving thread started ahead (fuse/start.ts); used, or stopped on failure. */
+  server?: FuseServer;
+  log: (line: string) => void;
+  /** The daemon's log file, recorded in the state file. */
+  daemonLog?: string;
+  /** The `nydus-ts serve` socket serving this mount, recorded in the state file. */
+  serverSocket?: string;
+}
+
 /**
- * Serves `source` at `mountpoint` until unmounted. `started` is a serving thread the caller
- * started ahead (see fuse/start.ts); it is used, or stopped on failure.
+ * Opens `source` and mounts it at the checked mountpoint `at` (see {@link checkMountpoint});
+ * resolves once the mount serves and its state file is written. Used by `mount` (one session
+ * per process) and by `serve` (many).
  */
-export async function runMount(source: string, mountpoint: string, flags: MountFlags, started?: FuseServer): Promise<void> {
-  let server = started;
+export async function startMountSession(source: string, at: { mp: string; sf: string }, flags: MountFlags, options: SessionOptions): Promise<MountSession> {
+  const { mp, sf } = at;
+  const log = options.log;
+  let server = options.server;
   let rt: Runtime;
-  let mp: string;
-  let sf: string;
-  let daemonLog: string | undefined;
   try {
-    ({ mp, sf } = checkMountpoint(mountpoint));
-    daemonLog = claimDaemonLog(mp);
     // The serving thread starts before the image is fetched: its start-up overlaps the fetch, and
     // it decodes its copy of the bootstrap while this thread decodes its own.
     server ??= startFuseServer();
@@ -77,7 +100,7 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
   const startedAt = new Date().toISOString();
   const state = (): MountState => ({
     pid: process.pid, mountpoint: mp, source, cacheDir: rt.cacheDir, ready: true, startedAt, updatedAt: new Date().toISOString(),
-    fetched: rt.fetched(), metrics: rt.metrics.snapshot(), prefetch: pf, log: daemonLog,
+    fetched: rt.fetched(), metrics: rt.metrics.snapshot(), prefetch: pf, log: options.daemonLog, server: options.serverSocket,
   });
   let stopping = false;
   const stop = (why: string) => {
@@ -89,8 +112,6 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
       return m.unmount({ lazy: true });
     }).catch((err: Error) => log(`umount -l ${mp} failed: ${err.message}`));
   };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
   const refresh = () => {
     try {
       writeState(sf, state());
@@ -99,22 +120,46 @@ export async function runMount(source: string, mountpoint: string, flags: MountF
     }
   };
   refresh();
-  // Logged before the parent is told, so its log already says so when `mount --daemon` returns.
-  log(`serving ${source} at ${mp} (pid ${process.pid}, cache ${rt.cacheDir}, state ${sf})`);
-  signalReady({ mountpoint: mp, stateFile: sf, log: daemonLog });
   const timer = setInterval(refresh, 1000);
-  await m.closed;
-  clearInterval(timer);
-  const fst = m.stats();
-  log(`fuse: ${fst.answeredInWorker} requests and ${fst.fastReads} cached reads (${fst.fastReadBytes} bytes) answered by the serving thread, ${fst.forwarded} by the main thread`);
-  controller.abort();
-  await prefetching;
-  const final = state();
-  await rt.close();
-  // The final metrics for `nydus-ts umount` (which removes this file), then the state file goes.
-  writeState(exitFile(sf), { ...final, ready: false });
-  fs.rmSync(sf, { force: true });
-  emit(flags, { unmounted: mp, source, cacheDir: rt.cacheDir, fetched: final.fetched, metrics: final.metrics, prefetch: pf }, () =>
-    [`unmounted ${mp}`, ...metricsLines(final.fetched, final.metrics)].join("\n"));
+  const done = (async () => {
+    await m.closed;
+    clearInterval(timer);
+    const fst = m.stats();
+    log(`fuse: ${fst.answeredInWorker} requests and ${fst.fastReads} cached reads (${fst.fastReadBytes} bytes) answered by the serving thread, ${fst.forwarded} by the main thread`);
+    controller.abort();
+    await prefetching;
+    const final = { ...state(), ready: false };
+    await rt.close();
+    // The final metrics for `nydus-ts umount` (which removes this file), then the state file goes.
+    writeState(exitFile(sf), final);
+    fs.rmSync(sf, { force: true });
+    return final;
+  })();
+  return { mountpoint: mp, stateFile: sf, source, cacheDir: rt.cacheDir, fuse: m, state, stop, done };
+}
+
+/**
+ * Serves `source` at `mountpoint` until unmounted. `started` is a serving thread the caller
+ * started ahead (see fuse/start.ts); it is used, or stopped on failure.
+ */
+export async function runMount(source: string, mountpoint: string, flags: MountFlags, started?: FuseServer): Promise<void> {
+  let at: { mp: string; sf: string };
+  let daemonLog: string | undefined;
+  try {
+    at = checkMountpoint(mountpoint);
+    daemonLog = claimDaemonLog(at.mp);
+  } catch (err) {
+    started?.cancel();
+    throw err;
+  }
+  const session = await startMountSession(source, at, flags, { server: started, log, daemonLog });
+  process.on("SIGINT", () => session.stop("SIGINT"));
+  process.on("SIGTERM", () => session.stop("SIGTERM"));
+  // Logged before the parent is told, so its log already says so when `mount --daemon` returns.
+  log(`serving ${source} at ${session.mountpoint} (pid ${process.pid}, cache ${session.cacheDir}, state ${session.stateFile})`);
+  signalReady({ mountpoint: session.mountpoint, stateFile: session.stateFile, log: daemonLog });
+  const final = await session.done;
+  emit(flags, { unmounted: session.mountpoint, source, cacheDir: session.cacheDir, fetched: final.fetched, metrics: final.metrics, prefetch: final.prefetch }, () =>
+    [`unmounted ${session.mountpoint}`, ...metricsLines(final.fetched, final.metrics)].join("\n"));
   process.exit(process.exitCode ?? 0);
 }

@@ -33,11 +33,12 @@ export async function runUmount(mountpoint: string, flags: UmountFlags): Promise
       how = "umount -l";
     } else if (flags.lazy) how = "umount -l";
   }
-  let daemon: "exited" | "none" | "dead (state file removed)" | "still running" = "none";
+  let daemon: "exited" | "released by its server" | "none" | "dead (state file removed)" | "still running" = "none";
   if (state) {
     const deadline = Date.now() + Number(flags.timeout ?? 30) * 1000;
     while (fs.existsSync(sf) && alive(state.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (!fs.existsSync(sf)) daemon = "exited";
+    // A `nydus-ts serve` process lives on after one of its mounts ends.
+    if (!fs.existsSync(sf)) daemon = state.server ? "released by its server" : "exited";
     else if (!alive(state.pid)) {
       fs.rmSync(sf, { force: true });
       daemon = "dead (state file removed)";

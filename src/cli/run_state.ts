@@ -24,6 +24,8 @@ export interface MountState {
   metrics: MetricsSnapshot;
   prefetch?: { state: "running" | "done" | "failed" | "off"; files?: number; chunks?: number; bytes?: number; error?: string };
   log?: string;
+  /** The `nydus-ts serve` socket when that server (pid) serves this mount among others. */
+  server?: string;
 }
 
 function writable(dir: string): boolean {

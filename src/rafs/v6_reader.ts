@@ -173,7 +173,7 @@ class V6Image implements RafsV6Image {
 
     // Chunk table (§3.13): records keyed by (blob index, ci_index, uncompressed block), decoded
     // when first used (a big image has tens of thousands, and a lazy reader needs few).
-    this.chunkTable = new LazyChunkTable(bytes, ext.chunkTableOffset, ext.chunkTableSize / RAFS_CHUNK_RECORD_SIZE, nblobs, this.blockSize);
+    this.chunkTable = new LazyChunkTable(bytes, ext.chunkTableOffset, ext.chunkTableSize / RAFS_CHUNK_RECORD_SIZE, this.blockSize, this.blobEntries.map((b) => b.chunkCount));
 
     const { compressor, digester } = flagsAlgorithms(ext.flags);
     this.superBlock = {
@@ -509,8 +509,13 @@ function xattrAreaBytes(icount: number): number {
  * with a given key wins.
  */
 class LazyChunkTable {
-  /** Per blob index: ci_index → record number, or AMBIGUOUS when the block must decide. */
-  readonly #byIndex: Map<number, number>[];
+  /**
+   * Per blob index: ci_index → record number, or AMBIGUOUS when the block must decide. A dense
+   * array (NONE where no record) for blobs whose chunk count fits a budget proportional to the
+   * records; a map otherwise, and for ci_indexes past a blob's chunk count.
+   */
+  readonly #dense: (Int32Array | undefined)[];
+  readonly #sparse: Map<number, number>[];
   /** Exact `blob:ci:block` → record number, for ambiguous (blob, ci_index) pairs only. */
   readonly #exact = new Map<string, number>();
   readonly #decoded: (ChunkRecord | undefined)[];
@@ -521,29 +526,49 @@ class LazyChunkTable {
     private readonly bytes: Uint8Array,
     private readonly offset: number,
     readonly count: number,
-    nblobs: number,
     private readonly blockSize: number,
+    chunkCounts: readonly number[],
   ) {
+    const nblobs = chunkCounts.length;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#decoded = new Array<ChunkRecord | undefined>(count);
-    this.#byIndex = Array.from({ length: nblobs }, () => new Map<number, number>());
+    // Dense arrays while their total stays within a few entries per record (a hostile blob
+    // table cannot make this allocate much more than the chunk table itself).
+    let budget = 4 * count + 1024;
+    this.#dense = chunkCounts.map((n) => {
+      if (n > budget) return undefined;
+      budget -= n;
+      return new Int32Array(n).fill(NONE);
+    });
+    this.#sparse = Array.from({ length: nblobs }, () => new Map<number, number>());
     for (let i = 0; i < count; i++) {
       const off = offset + i * RAFS_CHUNK_RECORD_SIZE;
       const blobIndex = this.#view.getUint32(off + 32, true);
       if (blobIndex >= nblobs) throw new FormatError("RafsV5ChunkInfo", "blob_index", off + 32, `record ${i} names blob ${blobIndex} of ${nblobs}`);
-      const byCi = this.#byIndex[blobIndex]!;
       const ci = this.#view.getUint32(off + 72, true);
-      const prev = byCi.get(ci);
-      if (prev === undefined || (prev !== AMBIGUOUS && this.#block(prev) === this.#block(i))) {
-        byCi.set(ci, i);
+      const prev = this.#get(blobIndex, ci);
+      if (prev === NONE || (prev !== AMBIGUOUS && this.#block(prev) === this.#block(i))) {
+        this.#set(blobIndex, ci, i);
         continue;
       }
       if (prev !== AMBIGUOUS) {
         this.#exact.set(this.#tripleOf(prev), prev);
-        byCi.set(ci, AMBIGUOUS);
+        this.#set(blobIndex, ci, AMBIGUOUS);
       }
       this.#exact.set(this.#tripleOf(i), i);
     }
+  }
+
+  #get(blobIndex: number, ci: number): number {
+    const dense = this.#dense[blobIndex];
+    if (dense && ci < dense.length) return dense[ci]!;
+    return this.#sparse[blobIndex]?.get(ci) ?? NONE;
+  }
+
+  #set(blobIndex: number, ci: number, value: number): void {
+    const dense = this.#dense[blobIndex];
+    if (dense && ci < dense.length) dense[ci] = value;
+    else this.#sparse[blobIndex]!.set(ci, value);
   }
 
   /** Uncompressed block of record `i`, from its raw u64 offset. */
@@ -564,8 +589,9 @@ class LazyChunkTable {
 
   /** The record for a chunk address, or undefined when the table has none. */
   find(blobIndex: number, ciIndex: number, blk: number): ChunkRecord | undefined {
-    const i = this.#byIndex[blobIndex]?.get(ciIndex);
-    if (i === undefined) return undefined;
+    if (blobIndex >= this.#dense.length) return undefined;
+    const i = this.#get(blobIndex, ciIndex);
+    if (i === NONE) return undefined;
     if (i === AMBIGUOUS) {
       const j = this.#exact.get(`${blobIndex}:${ciIndex}:${blk}`);
       return j === undefined ? undefined : this.record(j);
@@ -580,6 +606,8 @@ class LazyChunkTable {
 
 /** Marks a (blob, ci_index) pair that several records share with different blocks. */
 const AMBIGUOUS = -1;
+/** No record for a (blob, ci_index) pair. */
+const NONE = -2;
 
 function dotKind(name: Uint8Array): "." | ".." | undefined {
   if (name.length === 1 && name[0] === 0x2e) return ".";
