@@ -36,7 +36,7 @@
  * Everything (mounts — checked in /proc/mounts —, daemons, the registry, temp dirs) is removed
  * at the end, also on failure.
  */
-import { spawnSync, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -409,9 +409,21 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
     // ---- (a) cold start
     const cold: ColdRun[] = [];
     const coldPrefetch: ColdRun[] = [];
+    const coldServer: ColdRun[] = [];
+    const coldServerPrefetch: ColdRun[] = [];
+    // A resident `nydus-ts serve` (started once, not timed), like nydusd's shared daemon.
+    const socket = path.join(dir, "serve.sock");
+    const serveProc = spawn("node", [cli, "serve", "--socket", socket], { stdio: ["ignore", "ignore", "pipe"] });
+    serveProc.stderr!.resume();
+    if (serveProc.pid) daemons.add(serveProc.pid);
+    for (const deadline = Date.now() + 10_000; !fs.existsSync(socket); ) {
+      if (Date.now() > deadline || serveProc.exitCode !== null) throw new Error("runtime: nydus-ts serve did not start");
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const pulls: PullRun[] = [];
     let sameBytes: boolean | undefined;
     let samePrefetchBytes: boolean | undefined;
+    let sameServerBytes: boolean | undefined;
     const catScript = (root: string) => ["bash", "-c", `cd "$1" && shift && cat "$@" >/dev/null`, "bash", root, ...startup.paths.map((p) => p.slice(1))];
     const sums = (root: string) => run("bash", ["-c", `cd "$1" && shift && sha256sum "$@"`, "bash", root, ...startup.paths.map((p) => p.slice(1))]);
     for (let i = 0; i < o.runs; i++) {
@@ -423,7 +435,7 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
         fs.mkdirSync(mnt);
         fs.mkdirSync(cache);
         mounts.push({ mp: mnt, kind: "fuse" });
-        const m = o.measure([...TIMEOUT, "node", cli, "mount", ref, mnt, "--plain-http", "--cache-dir", cache, "--daemon", ...extra]);
+        const m = o.measure([...TIMEOUT, "node", cli, "mount", ref, mnt, "--plain-http", "--cache-dir", cache, ...extra]);
         const r = o.measure([...TIMEOUT, ...catScript(mnt)]);
         const statsOut = run("node", [cli, "stats", mnt, "--json"]);
         const pid = (JSON.parse(statsOut) as { pid: number }).pid;
@@ -432,14 +444,19 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
         const mountSums = i === 0 ? sums(mnt) : "";
         const u = unmountFuse(mnt);
         if (!u?.last) throw new Error(`runtime: umount ${mnt} gave no metrics`);
-        if (u.daemon !== "exited") o.log(`runtime: daemon ${pid} after umount: ${u.daemon}`);
+        if (u.daemon !== "exited" && u.daemon !== "released by its server") o.log(`runtime: daemon ${pid} after umount: ${u.daemon}`);
         fs.rmSync(cache, { recursive: true, force: true });
         return { run: { mount: m.wall, read: r.wall, bytes: u.last.fetched.bytes, requests: u.last.fetched.requests, rssKiB: Number(hwm ?? NaN) }, sums: mountSums };
       };
-      const onDemand = once(nydusRef, "cold", []);
+      const onDemand = once(nydusRef, "cold", ["--daemon"]);
       cold.push(onDemand.run);
-      const withTable = once(prefetchRef, "prefetch", ["--prefetch"]);
+      const withTable = once(prefetchRef, "prefetch", ["--daemon", "--prefetch"]);
       coldPrefetch.push(withTable.run);
+      const viaServer = once(nydusRef, "server", ["--server", socket]);
+      coldServer.push(viaServer.run);
+      const viaServerTable = once(prefetchRef, "server-prefetch", ["--server", socket, "--prefetch"]);
+      coldServerPrefetch.push(viaServerTable.run);
+      if (i === 0) sameServerBytes = viaServer.sums === onDemand.sums && viaServerTable.sums === onDemand.sums;
       const mountSums = onDemand.sums;
       if (i === 0) samePrefetchBytes = withTable.sums === onDemand.sums;
       // full pull
@@ -453,6 +470,11 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
       fs.rmSync(layout, { recursive: true, force: true });
       fs.rmSync(bundle, { recursive: true, force: true });
     }
+
+    // The server unmounts nothing (every run unmounted its mount): SIGTERM ends it.
+    const serveExit = new Promise<void>((r) => (serveProc.exitCode !== null ? r() : serveProc.once("exit", () => r())));
+    serveProc.kill("SIGTERM");
+    await serveExit;
 
     // ---- (b) warm sequential reads
     o.log("runtime: export --block of the merged bootstrap + blobs for the kernel EROFS mount");
@@ -532,7 +554,9 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
     const denom = startup.chunkBytes + bootLayer.size;
     const bytesRatio = oursBytes / denom;
     const timeRatio = oursCold / pullCold;
-    const maxRss = Math.max(...cold.map((c) => c.rssKiB), ...coldPrefetch.map((c) => c.rssKiB)) / 1024;
+    const maxRss = Math.max(...cold.map((c) => c.rssKiB), ...coldPrefetch.map((c) => c.rssKiB), ...coldServer.map((c) => c.rssKiB), ...coldServerPrefetch.map((c) => c.rssKiB)) / 1024;
+    const serverRatio = median(coldServer.map(coldTotal)) / pullCold;
+    const serverPrefetchRatio = median(coldServerPrefetch.map(coldTotal)) / pullCold;
     const oursPrefetch = median(coldPrefetch.map(coldTotal));
     const prefetchRatio = oursPrefetch / pullCold;
     const prefetchBytes = median(coldPrefetch.map((c) => c.bytes));
@@ -544,6 +568,8 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
       "| --- | ---: | ---: | --- | ---: | ---: |",
       coldRow("nydus-ts mount + cat (on demand)", cold),
       coldRow("nydus-ts mount --prefetch + cat (image with a prefetch table)", coldPrefetch),
+      coldRow("nydus-ts mount --server + cat (a running nydus-ts serve)", coldServer),
+      coldRow("nydus-ts mount --server --prefetch + cat (running serve, prefetch table)", coldServerPrefetch),
       `| **skopeo copy + umoci unpack + cat** | ${pullCold.toFixed(2)} | ${Math.min(...pulls.map(pullTotal)).toFixed(2)} | copy ${median(pulls.map((p) => p.copy)).toFixed(2)} + unpack ${median(pulls.map((p) => p.unpack)).toFixed(2)} + cat ${median(pulls.map((p) => p.read)).toFixed(3)} | ${mb(median(pulls.map((p) => p.bytes)))} | ${ociManifest.layers.length + 2} docs/blobs |`,
     ];
     const mbps = (bytes: number, secs: number[]) => bytes / 1e6 / median(secs);
@@ -582,7 +608,10 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
       "  built for fast start: the builder records what the container reads first), mounted with `--prefetch`: the daemon fetches those chunks in the",
       "  background from the moment the bootstrap is open (merged ranges, 8 requests in flight), and `cat` reads whatever has not arrived on demand",
       "- full pull: `skopeo copy docker://REF oci:TMP:v1` + `umoci unpack --image TMP:v1 BUNDLE` + the same `cat`; fetched = the pulled layout's blobs",
-      `- contents read through the mounts ${sameBytes && samePrefetchBytes ? "identical (SHA-256)" : "**DIFFER**"} to the unpacked image's; daemon peak RSS ${maxRss.toFixed(0)} MiB`,
+      "- ours through a resident server: `nydus-ts serve --socket S` started once before the runs (not timed, like nydusd's shared daemon under",
+      "  nydus-snapshotter), then `nydus-ts mount REF MNT --server S [--prefetch]`: a small client process asks the server, which fetches the",
+      "  manifest and bootstrap and mounts; no daemon process starts per mount (each run still uses a fresh cache dir and fetches everything)",
+      `- contents read through the mounts ${sameBytes && samePrefetchBytes && sameServerBytes ? "identical (SHA-256)" : "**DIFFER**"} to the unpacked image's; daemon peak RSS ${maxRss.toFixed(0)} MiB`,
       "",
       coldTable.join("\n"),
       "",
@@ -601,6 +630,8 @@ export async function benchRuntime(o: RuntimeBenchOptions): Promise<string> {
       `- bytes fetched with the prefetch table: ${mb(prefetchBytes)} MB ≤ 1.2 × ${mb(prefetchDenom)} MB → ${(prefetchBytes / prefetchDenom).toFixed(2)}× → ${verdict(prefetchBytes / prefetchDenom <= 1.2)}`,
       `- cold start, on demand: ${oursCold.toFixed(2)} s vs full pull ${pullCold.toFixed(2)} s → ${(timeRatio * 100).toFixed(1)} % ≤ 5 % → ${verdict(timeRatio <= 0.05)}`,
       `- cold start with the image's prefetch table: ${oursPrefetch.toFixed(2)} s vs full pull ${pullCold.toFixed(2)} s → ${(prefetchRatio * 100).toFixed(1)} % ≤ 5 % → ${verdict(prefetchRatio <= 0.05)}`,
+      `- cold start through a running server, on demand: ${median(coldServer.map(coldTotal)).toFixed(2)} s → ${(serverRatio * 100).toFixed(1)} % ≤ 5 % → ${verdict(serverRatio <= 0.05)}`,
+      `- cold start through a running server, prefetch table: ${median(coldServerPrefetch.map(coldTotal)).toFixed(2)} s → ${(serverPrefetchRatio * 100).toFixed(1)} % ≤ 5 % → ${verdict(serverPrefetchRatio <= 0.05)}`,
       ...warmVerdicts,
       "",
     ].join("\n");

@@ -23,7 +23,6 @@
  * needs the pool (local blob files do).
  */
 import fs from "node:fs";
-import fsp from "node:fs/promises";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { Errno, type RafsFs } from "../rafs_fs.ts";
@@ -101,18 +100,20 @@ const READAHEAD_KB = 4096;
  * Raises the mount's read-ahead (its backing device's `read_ahead_kb`, 128 KiB by default) so
  * that sequential reads arrive as READs of `maxRead` bytes, several at a time: 270 → 440 MB/s
  * for large cached files on the bench image. Found through /proc/self/mountinfo, never by a
- * stat of the mountpoint (this process serves it: a synchronous call on it would deadlock).
+ * stat of the mountpoint (this process serves it: a synchronous call *on the mount* would deadlock).
  * A failure only costs speed, so it is logged, not thrown.
  */
-async function raiseReadahead(mountpoint: string, maxRead: number, log: (line: string) => void): Promise<void> {
+function raiseReadahead(mountpoint: string, maxRead: number, log: (line: string) => void): void {
   try {
     const target = path.resolve(mountpoint);
-    const info = await fsp.readFile("/proc/self/mountinfo", "utf8");
+    // Synchronous on purpose: neither file is on the mount, and on libuv's pool these two calls
+    // would queue behind a starting prefetch's writes and syncs (up to ~30 ms).
+    const info = fs.readFileSync("/proc/self/mountinfo", "utf8");
     // Fields: id parent major:minor root mountpoint … (octal escapes for spaces and the like).
     const line = info.split("\n").reverse().find((l) => l.split(" ")[4]?.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === target);
     const dev = line?.split(" ")[2];
     if (!dev || !/^\d+:\d+$/.test(dev)) return log(`nydus-ts fuse: cannot find ${target} in /proc/self/mountinfo; read-ahead left as is`);
-    await fsp.writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, String(Math.max(READAHEAD_KB, Math.ceil(maxRead / 1024))));
+    fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(Math.max(READAHEAD_KB, Math.ceil(maxRead / 1024))));
   } catch (e) {
     log(`nydus-ts fuse: cannot raise the read-ahead of ${mountpoint}: ${(e as Error).message}`);
   }
@@ -265,7 +266,7 @@ export async function mountFuse(rfs: RafsFs, mountpoint: string, options: MountF
       start(mounted ? 1 : 2);
     }
     await initDone;
-    await raiseReadahead(mountpoint, maxRead, log);
+    raiseReadahead(mountpoint, maxRead, log);
   } catch (e) {
     // Mounted but INIT failed: unmounting makes the worker's read fail with ENODEV.
     if (!ended) await run("umount", [mountpoint], []).catch(() => {});
