@@ -66,6 +66,9 @@ export async function runMountViaServer(args: readonly string[]): Promise<void> 
   } catch (err) {
     reportError(err, flags);
   }
+  // Nothing is left to do (stdout and stderr are synchronous for files and pipes on Linux):
+  // exit now rather than after the event loop winds down, since a cold start waits on this.
+  process.exit(process.exitCode ?? 0);
 }
 
 /** One request, one reply line. */

@@ -48,11 +48,14 @@ const MAX_BOOTSTRAP = 1 << 30;
  * layer stream (gzip or plain tar). Computes the uncompressed tar's diff id on the way.
  * @throws InvalidInputError when the layer holds no bootstrap
  */
-export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: string): Promise<{ bootstrap: Uint8Array; diffId: string }> {
-  const hash = crypto.createHash("sha256");
+export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: string): Promise<{ bootstrap: Uint8Array; diffId: string }>;
+/** Without the diff id (`{ diffId: false }`): one SHA-256 pass less, for readers that only need the bootstrap. */
+export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: string, options: { diffId: false }): Promise<{ bootstrap: Uint8Array; diffId?: undefined }>;
+export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: string, options: { diffId?: boolean } = {}): Promise<{ bootstrap: Uint8Array; diffId?: string }> {
+  const hash = options.diffId === false ? undefined : crypto.createHash("sha256");
   async function* hashed(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     for await (const p of src) {
-      hash.update(p);
+      hash?.update(p);
       yield p;
     }
   }
@@ -68,5 +71,5 @@ export async function extractBootstrap(layer: AsyncIterable<Uint8Array>, what: s
     }
   }
   if (!found) throw new InvalidInputError(`Cannot find "${BOOTSTRAP_PATH_IN_LAYER}" in ${what}: not a Nydus bootstrap layer`);
-  return { bootstrap: found, diffId: `sha256:${hash.digest("hex")}` };
+  return { bootstrap: found, diffId: hash ? `sha256:${hash.digest("hex")}` : undefined };
 }

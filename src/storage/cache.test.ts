@@ -102,6 +102,33 @@ describe("BlobCache over a local OCI layout", () => {
     }
   });
 
+  test("with a gap allowance, chunks a few bytes apart share one request; the gap is read and dropped", async () => {
+    const big = inode("/data/big.bin");
+    const every = img.image.chunks(big).map((fc) => fc.chunk);
+    const wanted = every.filter((_, i) => i % 2 === 0); // a one-chunk gap between each two
+    const gaps = wanted.slice(1).map((c, i) => c.compressedOffset - (wanted[i]!.compressedOffset + wanted[i]!.compressedSize));
+    const widestGap = Math.max(...gaps);
+    assert.ok(Math.min(...gaps) > 0, "the wanted chunks are not contiguous");
+    // Requests for an allowance: one, plus one per gap wider than it.
+    const requestsFor = (gap: number) => 1 + gaps.filter((g) => g > gap).length;
+    assert.equal(requestsFor(0), wanted.length);
+    for (const gap of [0, widestGap - 1, widestGap]) {
+      const expected = requestsFor(gap);
+      const log: string[] = [];
+      // A merge limit above the whole span, so that only the gaps decide.
+      const cache = new BlobCache({ dir: path.join(work, `cache-${n++}`), backend: logging(localBackend(fx.nydus), log), image: img.image, mergeLimit: 4 << 20 });
+      const got = await cache.readChunks(wanted, { gap });
+      got.forEach((plain, k) => verifyPlain(img.image.blobs[wanted[k]!.blobIndex]!, img.image.superBlock.digester, wanted[k]!, plain));
+      assert.equal(log.length, expected, `gap ${gap}: ${log.join(" ")}`);
+      const span = wanted.at(-1)!.compressedOffset + wanted.at(-1)!.compressedSize - wanted[0]!.compressedOffset;
+      if (expected === 1) assert.match(log[0]!, new RegExp(`@${wanted[0]!.compressedOffset}\\+${span}$`), "one request spans the wanted chunks and the gaps between them");
+      // Only the wanted chunks became ready, not the skipped ones.
+      await cache.flush();
+      for (const c of every) assert.equal(await cache.isReady(c), wanted.includes(c), `chunk ${c.index}`);
+      await cache.close();
+    }
+  });
+
   test("parallel reads of one chunk share one backend request (single-flight)", async () => {
     const log: string[] = [];
     const c = new BlobCache({ dir: path.join(work, `cache-${n++}`), backend: logging(localBackend(fx.nydus), log), image: img.image });

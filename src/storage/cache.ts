@@ -10,8 +10,9 @@
  * So a kill at any point leaves a valid cache: a set bit implies durable, verified data.
  *
  * Reads of a chunk that is already being fetched share that fetch (single-flight). Missing chunks
- * of one blob whose compressed ranges are contiguous are merged into one backend request (up to
- * `mergeLimit` bytes), and at most `maxInFlight` requests run at once, on-demand reads first.
+ * of one blob whose compressed ranges are contiguous (or, with a `gap` allowance, at most that
+ * far apart: prefetch) are merged into one backend request (up to `mergeLimit` bytes), and at
+ * most `maxInFlight` requests run at once, on-demand reads first.
  */
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
@@ -43,6 +44,12 @@ export interface ChunkReadOptions {
   /** "low" for prefetch. @default "high" */
   priority?: Priority;
   signal?: AbortSignal;
+  /**
+   * Bytes of unrequested data one request may span between two wanted chunks of a blob (read
+   * and dropped), to save a round trip per gap; the request still stays within `mergeLimit`.
+   * @default 0 (only contiguous chunks share a request)
+   */
+  gap?: number;
 }
 
 interface BlobState {
@@ -235,21 +242,24 @@ export class BlobCache {
       }
       counters.misses += unique.length;
       if (priority === "low") counters.prefetchedChunks += unique.length;
-      for (const group of this.#groups(unique)) this.#startGroup(state, group, priority, options.signal);
+      for (const group of this.#groups(unique, options.gap ?? 0)) this.#startGroup(state, group, priority, options.signal);
       for (const i of missing) results[i] = state.inflight.get(chunks[i]!.index)!.promise;
     }
     return Promise.all(results.map((p) => abortable(p, options.signal)));
   }
 
-  /** Missing chunks sorted by compressed offset, cut into contiguous runs of at most mergeLimit bytes. */
-  #groups(chunks: ChunkInfo[]): ChunkInfo[][] {
+  /**
+   * Missing chunks sorted by compressed offset, cut into runs of at most mergeLimit bytes whose
+   * chunks are contiguous, or at most `gap` bytes apart.
+   */
+  #groups(chunks: ChunkInfo[], gap: number): ChunkInfo[][] {
     const sorted = [...chunks].sort((a, b) => a.compressedOffset - b.compressedOffset);
     const groups: ChunkInfo[][] = [];
     let cur: ChunkInfo[] = [];
     let start = 0;
     let end = 0;
     for (const c of sorted) {
-      const contiguous = cur.length > 0 && c.compressedOffset === end;
+      const contiguous = cur.length > 0 && c.compressedOffset >= end && c.compressedOffset - end <= gap;
       if (contiguous && c.compressedOffset + c.compressedSize - start <= this.mergeLimit) {
         cur.push(c);
       } else {

@@ -90,7 +90,7 @@ export async function openNydusImage(source: ImageSource, options: OpenImageOpti
       yield piece;
     }
   }
-  const { bootstrap } = await extractBootstrap(counted(), `the bootstrap layer ${bootLayer.digest} of ${source.name}`);
+  const { bootstrap } = await extractBootstrap(counted(), `the bootstrap layer ${bootLayer.digest} of ${source.name}`, { diffId: false });
   bytes += layerBytes;
   options.onBootstrap?.(bootstrap);
   const image = openRafs(bootstrap);
