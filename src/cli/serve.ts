@@ -81,6 +81,8 @@ export async function runServe(flags: { socket: string; json?: boolean }): Promi
   /** A serving thread started ahead for the next mount (its start-up is then off the mount's path). */
   let spare: FuseServer | undefined = startFuseServer();
   let closing = false;
+  /** Mount requests being served (a shutdown waits for them, then unmounts them too). */
+  const inflight = new Set<Promise<ServeReply>>();
 
   const mount = async (req: ServeRequest): Promise<ServeReply> => {
     if (closing) throw new InvalidInputError("Cannot mount: the server is shutting down");
@@ -126,7 +128,10 @@ export async function runServe(flags: { socket: string; json?: boolean }): Promi
         conn.end(JSON.stringify({ ok: false, error: { code: "ERR_NYDUS_INVALID_INPUT", message: "Cannot serve the request: not one JSON line" } } satisfies ServeReply) + "\n");
         return;
       }
-      mount(req).then(
+      const pending = mount(req);
+      inflight.add(pending);
+      void pending.catch(() => undefined).finally(() => inflight.delete(pending));
+      pending.then(
         (reply) => conn.end(JSON.stringify(reply) + "\n"),
         (err: unknown) => {
           const message = err instanceof Error ? err.message : String(err);
@@ -150,14 +155,20 @@ export async function runServe(flags: { socket: string; json?: boolean }): Promi
     server.close();
     spare?.cancel();
     spare = undefined;
-    const ends = [...sessions.values()].map((s) => {
-      s.stop(why);
-      return s.done.catch(() => undefined);
-    });
-    void Promise.all(ends).then(() => {
-      fs.rmSync(socket, { force: true });
-      process.exit(process.exitCode ?? 0);
-    });
+    // Mounts being set up finish first (then they are stopped like the others).
+    void Promise.allSettled([...inflight])
+      .then(() =>
+        Promise.all(
+          [...sessions.values()].map((s) => {
+            s.stop(why);
+            return s.done.catch(() => undefined);
+          }),
+        ),
+      )
+      .then(() => {
+        fs.rmSync(socket, { force: true });
+        process.exit(process.exitCode ?? 0);
+      });
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
