@@ -5,14 +5,11 @@
  * goes to the full parser (commands.ts).
  */
 const args = process.argv.slice(2);
-const has = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
-// Only the module a command line needs is loaded.
-if (args[0] === "mount" && has("--server")) {
-  const client = await import("./serve_client.ts");
-  if (client.wantsServerMount(args)) await client.runMountViaServer(args);
-  else await import("./commands.ts");
-} else if (args[0] === "mount" && has("--daemon")) {
-  const daemon = await import("./mount_daemon.ts");
-  if (daemon.wantsDaemonMount(args)) await daemon.runMountDaemon(args);
-  else await import("./commands.ts");
-} else await import("./commands.ts");
+const end = args.indexOf("--");
+const opts = end < 0 ? args : args.slice(0, end);
+// A `mount` line with --server or --daemon takes its light path (a help request goes to the
+// full parser, which answers it); only the module that path needs is loaded.
+const light = args[0] === "mount" && !opts.includes("--help") && !opts.includes("-h");
+if (light && opts.some((a) => a === "--server" || a.startsWith("--server="))) await (await import("./serve_client.ts")).runMountViaServer(args);
+else if (light && opts.includes("--daemon")) await (await import("./mount_daemon.ts")).runMountDaemon(args);
+else await import("./commands.ts");

@@ -35,16 +35,6 @@ interface ReadyLine {
 }
 
 /**
- * Whether `args` (after the program name) ask for `mount … --daemon` that the light parent can
- * take: not a help request, nor one with `--server` (an error), which the full command line answers.
- */
-export function wantsDaemonMount(args: readonly string[]): boolean {
-  const end = args.indexOf("--");
-  const opts = end < 0 ? args : args.slice(0, end);
-  return args[0] === "mount" && opts.includes("--daemon") && !opts.includes("--server") && !opts.includes("--help") && !opts.includes("-h");
-}
-
-/**
  * The absolute mountpoint and its state file, after checking it is a directory that no live
  * nydus-ts mount serves.
  * @throws InvalidInputError

@@ -1,9 +1,10 @@
 /**
  * The client side of `nydus-ts serve` (serve.ts): `nydus-ts mount SOURCE MNT --server SOCKET`.
- * Light on purpose: main.ts calls it before the command-line parser loads, and it sends the
- * mount's arguments as they are (with its working directory); the server parses and checks
- * them with the same definitions as the command line (mount_command.ts). So a mount through a
- * server costs one small Node process and the server's work, no daemon start.
+ * Light on purpose: main.ts calls it before the command-line parser loads (for a `mount` line
+ * with `--server`, not a help request). It sends the mount's arguments as they are, with its
+ * working directory; the server parses and checks them with the same definitions as the
+ * command line (mount_command.ts). So a mount through a server costs one small Node process
+ * and the server's work, no daemon start.
  */
 import net from "node:net";
 import path from "node:path";
@@ -25,12 +26,6 @@ export type ServeReply =
 
 /** The options part of `args` (before a `--`). */
 const optionsOf = (args: readonly string[]) => (args.includes("--") ? args.slice(0, args.indexOf("--")) : args);
-
-/** Whether `args` (after the program name) are `mount … --server SOCKET` (and not a help request). */
-export function wantsServerMount(args: readonly string[]): boolean {
-  const opts = optionsOf(args);
-  return args[0] === "mount" && opts.some((a) => a === "--server" || a.startsWith("--server=")) && !opts.includes("--help") && !opts.includes("-h");
-}
 
 /** Splits `--server SOCKET` / `--server=SOCKET` out of `mount`'s arguments. */
 function takeServer(args: readonly string[]): { socket: string | undefined; rest: string[] } {
