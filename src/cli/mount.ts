@@ -18,7 +18,8 @@ export interface MountFlags extends RuntimeFlags {
   prefetchPaths?: string;
 }
 
-const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+/** One timestamped line on stderr (the daemon's or server's log). */
+export const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
 /** One served mount: the FUSE mount, its live state, and its end. */
 export interface MountSession {

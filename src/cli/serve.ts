@@ -16,7 +16,7 @@ import { Command } from "commander";
 import path from "node:path";
 import { startFuseServer, type FuseServer } from "../fs/index.ts";
 import { InvalidInputError, NydusError } from "../internal/errors.ts";
-import { startMountSession, type MountFlags, type MountSession } from "./mount.ts";
+import { log, startMountSession, type MountFlags, type MountSession } from "./mount.ts";
 import { checkMountpoint } from "./mount_daemon.ts";
 import { lazyFlags, mountArguments, MOUNT_CACHE_HELP } from "./mount_command.ts";
 import { emit } from "./output.ts";
@@ -57,8 +57,6 @@ export function parseMountArgs(args: readonly string[], cwd: string): { source: 
 /** Longest request line accepted. */
 const MAX_REQUEST = 64 * 1024;
 
-const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-
 /** Whether a server answers on `socket` (connect succeeds). */
 function answers(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -78,6 +76,8 @@ export async function runServe(flags: { socket: string; json?: boolean }): Promi
     fs.rmSync(socket, { force: true }); // left by a server that died
   }
   const sessions = new Map<string, MountSession>();
+  /** Mountpoints whose mount is being set up. */
+  const settingUp = new Set<string>();
   /** A serving thread started ahead for the next mount (its start-up is then off the mount's path). */
   let spare: FuseServer | undefined = startFuseServer();
   let closing = false;
@@ -91,11 +91,18 @@ export async function runServe(flags: { socket: string; json?: boolean }): Promi
     }
     const { source, mountpoint, flags } = parseMountArgs(req.args, req.cwd);
     const at = checkMountpoint(mountpoint);
-    if (sessions.has(at.mp)) throw new InvalidInputError(`Cannot mount on "${at.mp}": this server serves it already`);
+    if (sessions.has(at.mp) || settingUp.has(at.mp)) throw new InvalidInputError(`Cannot mount on "${at.mp}": this server serves it already`);
     const fuse = spare;
     spare = closing ? undefined : startFuseServer();
     const mlog = (line: string) => log(`${at.mp}: ${line}`);
-    const session = await startMountSession(source, at, flags, { server: fuse, log: mlog, serverSocket: socket });
+    // Reserved while it is set up, so that a second request for it cannot mount it twice.
+    settingUp.add(at.mp);
+    let session: MountSession;
+    try {
+      session = await startMountSession(source, at, flags, { server: fuse, log: mlog, serverSocket: socket });
+    } finally {
+      settingUp.delete(at.mp);
+    }
     sessions.set(at.mp, session);
     mlog(`serving ${source} (cache ${session.cacheDir}, state ${session.stateFile})`);
     void session.done.then(
