@@ -60,15 +60,21 @@ test("empty index, wrong layout version and missing oci-layout are reported", as
   });
 });
 
+/** A layout whose index.json lists an amd64 and an arm64 manifest, neither tagged. */
+async function writeUntaggedPlatforms(dir: string) {
+  const amd = makeImage([{ x: "amd64" }]);
+  const arm = makeImage([{ x: "arm64" }], { architecture: "arm64", os: "linux" });
+  const entries = [
+    { ...amd.manifest.desc, platform: { architecture: "amd64", os: "linux" } },
+    { ...arm.manifest.desc, platform: { architecture: "arm64", os: "linux" } },
+  ];
+  await writeHandLayout(dir, [...imageBlobs(amd), ...imageBlobs(arm)], entries);
+  return { amd, arm };
+}
+
 test("untagged platform manifests: index.json itself is the image index", async () => {
   await withTempDir(async (dir) => {
-    const amd = makeImage([{ x: "amd64" }]);
-    const arm = makeImage([{ x: "arm64" }], { architecture: "arm64", os: "linux" });
-    const entries = [
-      { ...amd.manifest.desc, platform: { architecture: "amd64", os: "linux" } },
-      { ...arm.manifest.desc, platform: { architecture: "arm64", os: "linux" } },
-    ];
-    await writeHandLayout(dir, [...imageBlobs(amd), ...imageBlobs(arm)], entries);
+    const { amd, arm } = await writeUntaggedPlatforms(dir);
     const src = layoutSource(dir);
     const desc = await src.resolve();
     assert.equal(desc.mediaType, MediaType.OciIndex);
@@ -149,13 +155,7 @@ test("missing blob: NotFoundError naming the path, at fetch time", async () => {
 
 test("a synthesized root is served by digest even before resolve()", async () => {
   await withTempDir(async (dir) => {
-    const amd = makeImage([{ x: "amd64" }]);
-    const arm = makeImage([{ x: "arm64" }], { architecture: "arm64", os: "linux" });
-    const entries = [
-      { ...amd.manifest.desc, platform: { architecture: "amd64", os: "linux" } },
-      { ...arm.manifest.desc, platform: { architecture: "arm64", os: "linux" } },
-    ];
-    await writeHandLayout(dir, [...imageBlobs(amd), ...imageBlobs(arm)], entries);
+    const { amd, arm } = await writeUntaggedPlatforms(dir);
     const bytes = new Uint8Array(await fsp.readFile(path.join(dir, "index.json")));
     const desc = { mediaType: MediaType.OciIndex, digest: describeBytes("", bytes).digest, size: bytes.length };
     assert.deepEqual(await layoutSource(dir).fetchBytes(desc), bytes);
