@@ -91,9 +91,11 @@ describe("convert between OCI layouts", () => {
     assert.equal(events.at(-1)!.done, events.at(-1)!.total);
     const b = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w2") });
     assert.equal(a.root.digest, b.root.digest);
-    // Layers built on worker threads (the default) or on this thread give the same bytes.
+    // Layers built on worker threads or on this thread (small layers by default, all without workers) give the same bytes.
     const c = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w3"), workers: false });
     assert.equal(c.root.digest, a.root.digest);
+    const d = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "det-w4"), smallLayerSize: 0 });
+    assert.equal(d.root.digest, a.root.digest);
   });
 
   test("Docker media types are kept, or become OCI with `oci`", async () => {

@@ -112,7 +112,8 @@ describe("faults between registries", () => {
     // Its own image: registry storage is shared by digest across repositories, so altering a layer
     // of the main image would break the other tests.
     const own = path.join(work, "src-tampered");
-    await writeSourceLayout(own, "v1", [{ layers: [bigLayers[0]!, { entries: [file("unique/bytes.bin", random(400_000, 4242))] }] }]);
+    // Over 1 MiB compressed: the layer builds on a worker, whose error must reach the caller named.
+    await writeSourceLayout(own, "v1", [{ layers: [bigLayers[0]!, { entries: [file("unique/bytes.bin", random(1_200_000, 4242))] }] }]);
     await skopeo(["copy", "--dest-tls-verify=false", `oci:${own}:v1`, `docker://${src.host}/${repo}:v1`]);
     const manifest = readLayoutJson(own, layoutRoot(own, "v1").digest);
     const victim = manifest.layers[1].digest as string;
