@@ -22,6 +22,7 @@
  *   BENCH_RUNTIME_RUNS=N    runs of the lazy-runtime benchmark (default 3)
  *   BENCH_ONLY=runtime      run only the lazy-runtime benchmark (the source image must be cached); prints its section,
  *                           does not write bench/results.md
+ *   BENCH_ONLY=convert      the same for the converter benchmark
  */
 import { spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -322,11 +323,15 @@ const started = Date.now();
 const runtimeOptions = (rootfs: { tar: string; label: string }) => ({
   repo: REPO, cli: CLI, cache: CACHE, work, runs: Number(process.env.BENCH_RUNTIME_RUNS ?? 3), rootfs, measure, log,
 });
-if (process.env.BENCH_ONLY === "runtime") {
+const convertOptions = (rootfs: { tar: string; label: string }) => ({
+  repo: REPO, cli: CLI, cache: CACHE, work, runs: Number(process.env.BENCH_CONVERT_RUNS ?? RUNS), rootfs, measure, log,
+});
+const only = process.env.BENCH_ONLY;
+if (only === "runtime" || only === "convert") {
   try {
-    const md = await benchRuntime(runtimeOptions(rootfsTar()));
+    const md = only === "runtime" ? await benchRuntime(runtimeOptions(rootfsTar())) : benchConvert(convertOptions(rootfsTar()));
     process.stdout.write("\n" + md + `\nTotal bench time: ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
-    log("BENCH_ONLY=runtime: bench/results.md not written");
+    log(`BENCH_ONLY=${only}: bench/results.md not written`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -356,7 +361,7 @@ try {
   const convertMd =
     process.env.BENCH_CONVERT === "0"
       ? ""
-      : benchConvert({ repo: REPO, cli: CLI, cache: CACHE, work, runs: Number(process.env.BENCH_CONVERT_RUNS ?? RUNS), rootfs, measure, log });
+      : benchConvert(convertOptions(rootfs));
   const runtimeMd = process.env.BENCH_RUNTIME === "0" ? "" : await benchRuntime(runtimeOptions(rootfs));
 
   const md = [
