@@ -98,6 +98,23 @@ describe("convert between OCI layouts", () => {
     assert.equal(d.root.digest, a.root.digest);
   });
 
+  test("layers take the worker slots largest first; small layers build on this thread at once", async () => {
+    const src = path.join(work, "order-src");
+    const sizes = [60_000, 400_000, 150_000];
+    await writeSourceLayout(src, "v1", [{ layers: sizes.map((n, i) => ({ entries: [file(`l${i}.bin`, random(n, 50 + i))] })) }]);
+    const manifest = readLayoutJson(src, layoutRoot(src, "v1").digest);
+    const ids: string[] = manifest.layers.map((l: { digest: string }) => l.digest.slice(7, 19));
+    const started = (events: { id: string }[]) => [...new Set(events.map((e) => e.id))];
+    // One slot and every layer on a worker: started by size, not by position.
+    const pooled: { id: string }[] = [];
+    await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "order-w1"), concurrency: 1, smallLayerSize: 0, onProgress: (e) => pooled.push(e) });
+    assert.deepEqual(started(pooled), [ids[1], ids[2], ids[0]]);
+    // The default: these layers are all small, so they build here, in order, none waiting on a slot.
+    const here: { id: string }[] = [];
+    await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "order-w2"), concurrency: 1, onProgress: (e) => here.push(e) });
+    assert.deepEqual(started(here), ids);
+  });
+
   test("Docker media types are kept, or become OCI with `oci`", async () => {
     const src = path.join(work, "docker-src");
     await writeSourceLayout(src, "v1", [{ layers: [{ entries: [file("etc/os", text("docker\n"))] }], docker: true }]);

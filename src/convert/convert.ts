@@ -283,10 +283,12 @@ class Converter {
         merger.add(i, b.bootstrap, b.blob, `layer ${i} (${l.digest})`);
         built[i] = b;
       };
-      // Small layers build here, one at a time, while the others take the worker slots.
+      // Small layers build here, one at a time, while the others take the worker slots, largest
+      // first: the largest layer is the longest build, and started last it would run on alone.
       const indexes = manifest.layers.map((_, i) => i);
+      const bySize = indexes.filter((i) => this.inWorker(manifest.layers[i]!)).sort((a, b) => manifest.layers[b]!.size - manifest.layers[a]!.size);
       const settled = await Promise.allSettled([
-        pool(indexes.filter((i) => this.inWorker(manifest.layers[i]!)), o.concurrency ?? 2, build),
+        pool(bySize, o.concurrency ?? 2, build),
         pool(indexes.filter((i) => !this.inWorker(manifest.layers[i]!)), (o.workers ?? true) ? 1 : (o.concurrency ?? 2), build),
       ]);
       for (const s of settled) if (s.status === "rejected") throw s.reason;
