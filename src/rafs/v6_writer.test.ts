@@ -239,6 +239,41 @@ test("chunk table: sorted by (digest, blob), deduplicated, last writer's file of
   assert.equal(boot.length % 4096, 0);
 });
 
+test("chunk table: digests equal in their first bytes still sort by all 32, and duplicates keep the last reference", () => {
+  // 60 files of one chunk each, over 12 digests that share their first 6 bytes in pairs (so the
+  // sort's leading number ties) and differ later, in two blobs; the reference is a plain sort.
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const digests = Array.from({ length: 12 }, (_, i) => {
+    const d = new Uint8Array(32);
+    d[0] = i >> 1; // pairs share bytes 0..5
+    d[6 + Math.floor(rnd() * 26)] = 1 + Math.floor(rnd() * 255);
+    return d;
+  });
+  const children: TreeEntry[] = [];
+  const refs: { name: string; d: Uint8Array; blob: number }[] = [];
+  for (let f = 0; f < 60; f++) {
+    const d = digests[Math.floor(rnd() * digests.length)]!;
+    const blob = rnd() < 0.5 ? 0 : 1;
+    const name = `f${String(f).padStart(2, "0")}`;
+    refs.push({ name, d, blob });
+    const chunk: ChunkInfo = { digest: d, blobIndex: blob, index: f, compressedOffset: 0, compressedSize: 4096, uncompressedOffset: f * 4096, uncompressedSize: 4096, compressed: false };
+    children.push(entry(name, mk("reg", { size: 4096, chunks: [{ chunk, fileOffset: 0 }] })));
+  }
+  const boot = writeBootstrapV6(mk("dir", { children }), baseOptions([blobInfo("d".repeat(64), 60, 60 * 4096), blobInfo("e".repeat(64), 60, 60 * 4096)]));
+  const ext = decodeExtSuperBlock(boot.subarray(1152), 1152);
+  const got = Array.from({ length: ext.chunkTableSize / 80 }, (_, i) => decodeChunkRecord(boot, ext.chunkTableOffset + 80 * i));
+  // Reference: the last reference (files are in name order = dump order) per (digest, blob), sorted by bytes then blob.
+  const last = new Map<string, { d: Uint8Array; blob: number; index: number }>();
+  refs.forEach((r, f) => last.set(`${Buffer.from(r.d).toString("hex")}/${r.blob}`, { d: r.d, blob: r.blob, index: f }));
+  const want = [...last.values()].sort((a, b) => Buffer.compare(a.d, b.d) || a.blob - b.blob);
+  assert.ok(want.length > 12, "the case has duplicates across blobs");
+  assert.deepEqual(
+    got.map((r) => [Buffer.from(r.blockId).toString("hex"), r.blobIndex, r.index]),
+    want.map((w) => [Buffer.from(w.d).toString("hex"), w.blob, w.index]),
+  );
+});
+
 test("device slots, blob table and mapped_blkaddr (512 KiB rule)", () => {
   const blobs = [blobInfo("1".repeat(64), 1, 0x12_3000, 0x4000_0021), blobInfo("2".repeat(64), 1, 0x1000, 0x4000_0001)];
   const root = mk("dir", { children: [entry("a", fileAt(4096, { seed: 1 })), entry("b", fileAt(4096, { blobIndex: 1, seed: 2 }))] });

@@ -102,29 +102,10 @@ export function writeBootstrapV6(root: TreeInode, options: WriteBootstrapV6Optio
   const prefetchSize = 4 * prefetchNids.length;
   const metaAddr = nblobs > 0 ? alignUp(blobTableOff + blobTableSize + prefetchSize, EROFS_BLOCK_SIZE) : 0;
 
-  // Chunk table: one record per (digest, blob), last writer (in dump order) wins. The key is
-  // the digest as latin1 (one char per byte) plus the blob index as one more char (< 256), so
-  // comparing keys as strings orders by digest bytes, then blob index: the table order.
-  // (Hex keys and a Buffer.compare sort cost ~200 ms on a 45,000-file image.)
   const map = options.blobIndexMap;
-  const records = new Map<string, FileChunk>();
-  const keyBuf = Buffer.alloc(33); // digest + blob index, decoded as one flat latin1 string
-  for (const node of layout.nodes) {
-    const chunks = node.inode.kind === "reg" ? node.inode.chunks : undefined;
-    if (chunks === undefined) continue;
-    for (let i = 0; i < chunks.length; i++) {
-      const fc = chunks[i]!;
-      const blobIndex = map ? mappedIndex(map, fc.chunk.blobIndex) : fc.chunk.blobIndex;
-      checkChunk(fc.chunk, blobIndex, blobs, node);
-      keyBuf.set(fc.chunk.digest);
-      keyBuf[32] = blobIndex;
-      records.set(keyBuf.toString("latin1"), fc);
-    }
-  }
-  const keys = [...records.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-
+  const records = chunkTable(layout, blobs, map);
   const chunkTableOff = alignUp(metaAddr + layout.end, EROFS_BLOCK_SIZE);
-  const chunkTableSize = CHUNK_RECORD_SIZE * keys.length;
+  const chunkTableSize = CHUNK_RECORD_SIZE * records.length;
   const fileSize = alignUp(chunkTableOff + chunkTableSize, EROFS_BLOCK_SIZE);
   const out = new Uint8Array(fileSize);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
@@ -138,8 +119,8 @@ export function writeBootstrapV6(root: TreeInode, options: WriteBootstrapV6Optio
 
   // Prefetch table, chunk table.
   if (prefetchSize > 0) out.set(encodePrefetchTable(prefetchNids), blobTableOff + blobTableSize);
-  for (let i = 0; i < keys.length; i++) {
-    const { chunk, fileOffset } = records.get(keys[i]!)!;
+  for (let i = 0; i < records.length; i++) {
+    const { chunk, fileOffset } = records[i]!;
     encodeChunkRecord(
       {
         blockId: chunk.digest,
@@ -218,6 +199,52 @@ function checkBlobs(blobs: readonly BlobInfo[], chunkSize: number): void {
 /** A chunk's blob index through {@link WriteBootstrapV6Options.blobIndexMap}; -1 when it has none. */
 function mappedIndex(map: ReadonlyMap<number, number>, raw: number): number {
   return map.get(raw) ?? -1;
+}
+
+/**
+ * The chunk table: one record per (digest, blob index), in that order, the last reference in
+ * dump order winning. References are sorted by a number made of the digest's first 6 bytes
+ * (exact below 2^53), the rest of the digest compared only on a tie (a chunk shared by several
+ * files), then blob index and dump position. A latin1-string key per reference in a Map, then
+ * a string sort, cost ~2x as much on the 25,000-node bench image.
+ */
+function chunkTable(layout: V6Layout, blobs: readonly BlobInfo[], map: ReadonlyMap<number, number> | undefined): FileChunk[] {
+  const refs: FileChunk[] = [];
+  const blobOf: number[] = [];
+  const lead: number[] = [];
+  for (const node of layout.nodes) {
+    const chunks = node.inode.kind === "reg" ? node.inode.chunks : undefined;
+    if (chunks === undefined) continue;
+    for (let i = 0; i < chunks.length; i++) {
+      const fc = chunks[i]!;
+      const blobIndex = map ? mappedIndex(map, fc.chunk.blobIndex) : fc.chunk.blobIndex;
+      checkChunk(fc.chunk, blobIndex, blobs, node);
+      const d = fc.chunk.digest;
+      refs.push(fc);
+      blobOf.push(blobIndex);
+      lead.push(((d[0]! * 256 + d[1]!) * 256 + d[2]!) * 2 ** 24 + ((d[3]! << 16) | (d[4]! << 8) | d[5]!));
+    }
+  }
+  const order = refs.map((_, i) => i);
+  order.sort((a, b) => lead[a]! - lead[b]! || compareDigestTail(refs[a]!.chunk.digest, refs[b]!.chunk.digest) || blobOf[a]! - blobOf[b]! || a - b);
+  const out: FileChunk[] = [];
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k]!;
+    const next = order[k + 1];
+    // Keep the last of a run of equal (digest, blob): the next one is a later reference to it.
+    if (next !== undefined && lead[next] === lead[i] && blobOf[next] === blobOf[i] && compareDigestTail(refs[next]!.chunk.digest, refs[i]!.chunk.digest) === 0) continue;
+    out.push(refs[i]!);
+  }
+  return out;
+}
+
+/** Byte order of two 32-byte digests from byte 6 on (bytes 0..5 are the sort's number). */
+function compareDigestTail(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 6; i < 32; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 function checkChunk(c: ChunkInfo, blobIndex: number, blobs: readonly BlobInfo[], node: PlannedNode): void {
