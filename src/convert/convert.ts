@@ -285,11 +285,13 @@ class Converter {
       };
       // Small layers build here, one at a time, while the others take the worker slots, largest
       // first: the largest layer is the longest build, and started last it would run on alone.
-      const indexes = manifest.layers.map((_, i) => i);
-      const bySize = indexes.filter((i) => this.inWorker(manifest.layers[i]!)).sort((a, b) => manifest.layers[b]!.size - manifest.layers[a]!.size);
+      const pooled: number[] = [];
+      const here: number[] = [];
+      manifest.layers.forEach((l, i) => (this.inWorker(l) ? pooled : here).push(i));
+      pooled.sort((a, b) => manifest.layers[b]!.size - manifest.layers[a]!.size);
       const settled = await Promise.allSettled([
-        pool(bySize, o.concurrency ?? 2, build),
-        pool(indexes.filter((i) => !this.inWorker(manifest.layers[i]!)), (o.workers ?? true) ? 1 : (o.concurrency ?? 2), build),
+        pool(pooled, o.concurrency ?? 2, build),
+        pool(here, (o.workers ?? true) ? 1 : (o.concurrency ?? 2), build),
       ]);
       for (const s of settled) if (s.status === "rejected") throw s.reason;
       merged = await merger.merge(built.length, { prefetchPaths: o.prefetchPatterns });

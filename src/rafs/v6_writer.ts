@@ -120,11 +120,12 @@ export function writeBootstrapV6(root: TreeInode, options: WriteBootstrapV6Optio
   // Prefetch table, chunk table.
   if (prefetchSize > 0) out.set(encodePrefetchTable(prefetchNids), blobTableOff + blobTableSize);
   for (let i = 0; i < records.length; i++) {
-    const { chunk, fileOffset } = records[i]!;
+    const { ref, blobIndex } = records[i]!;
+    const { chunk, fileOffset } = ref;
     encodeChunkRecord(
       {
         blockId: chunk.digest,
-        blobIndex: map ? mappedIndex(map, chunk.blobIndex) : chunk.blobIndex,
+        blobIndex,
         flags: (chunk.compressed ? CHUNK_FLAG_COMPRESSED : 0) | (chunk.crc32 !== undefined ? CHUNK_FLAG_HAS_CRC32 : 0),
         compressedSize: chunk.compressedSize,
         uncompressedSize: chunk.uncompressedSize,
@@ -203,12 +204,12 @@ function mappedIndex(map: ReadonlyMap<number, number>, raw: number): number {
 
 /**
  * The chunk table: one record per (digest, blob index), in that order, the last reference in
- * dump order winning. References are sorted by a number made of the digest's first 6 bytes
+ * dump order winning; each with its blob index through the map. References are sorted by a number made of the digest's first 6 bytes
  * (exact below 2^53), the rest of the digest compared only on a tie (a chunk shared by several
  * files), then blob index and dump position. A latin1-string key per reference in a Map, then
  * a string sort, cost ~2x as much on the 25,000-node bench image.
  */
-function chunkTable(layout: V6Layout, blobs: readonly BlobInfo[], map: ReadonlyMap<number, number> | undefined): FileChunk[] {
+function chunkTable(layout: V6Layout, blobs: readonly BlobInfo[], map: ReadonlyMap<number, number> | undefined): { ref: FileChunk; blobIndex: number }[] {
   const refs: FileChunk[] = [];
   const blobOf: number[] = [];
   const lead: number[] = [];
@@ -227,13 +228,13 @@ function chunkTable(layout: V6Layout, blobs: readonly BlobInfo[], map: ReadonlyM
   }
   const order = refs.map((_, i) => i);
   order.sort((a, b) => lead[a]! - lead[b]! || compareDigestTail(refs[a]!.chunk.digest, refs[b]!.chunk.digest) || blobOf[a]! - blobOf[b]! || a - b);
-  const out: FileChunk[] = [];
+  const out: { ref: FileChunk; blobIndex: number }[] = [];
   for (let k = 0; k < order.length; k++) {
     const i = order[k]!;
     const next = order[k + 1];
     // Keep the last of a run of equal (digest, blob): the next one is a later reference to it.
     if (next !== undefined && lead[next] === lead[i] && blobOf[next] === blobOf[i] && compareDigestTail(refs[next]!.chunk.digest, refs[i]!.chunk.digest) === 0) continue;
-    out.push(refs[i]!);
+    out.push({ ref: refs[i]!, blobIndex: blobOf[i]! });
   }
   return out;
 }
