@@ -76,6 +76,11 @@ export interface BuildResult {
   /** With `inlineBootstrap`: the blob file (always written), its SHA-256 hex and size. */
   layerBlob?: { digest: string; size: number };
   stats: ChunkStats;
+  /**
+   * The tree the bootstrap was written from: the same files, chunk blob indexes into `blobs`.
+   * A merge may take it instead of reading the bootstrap back (`merge.ts` `preparedLayer`).
+   */
+  tree: TreeEntry;
 }
 
 /**
@@ -171,9 +176,9 @@ export async function buildLayer(source: BuildSource, options: BuildOptions): Pr
       explicitUidGid: options.explicitUidGid ?? true,
       prefetchPaths: options.prefetchPaths,
     });
-    if (!inline) return { bootstrap, blobs, blob, stats: store.stats };
+    if (!inline) return { bootstrap, blobs, blob, stats: store.stats, tree: merged };
     const done = await writer.finishInline(bootstrap, options.blobDir);
-    return { bootstrap, blobs, blob: done.info, layerBlob: { digest: done.digest, size: done.size }, stats: store.stats };
+    return { bootstrap, blobs, blob: done.info, layerBlob: { digest: done.digest, size: done.size }, stats: store.stats, tree: merged };
   } catch (err) {
     await writer.abort();
     throw err;

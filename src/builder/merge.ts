@@ -52,12 +52,25 @@ export interface PreparedLayer {
  *   {@link MergeOptions.layerBlobs}); `what` names the layer in errors
  */
 export function prepareLayer(image: RafsImage, ownBlob?: BlobInfo, what = "layer"): PreparedLayer {
-  const blobs = image.blobs.map((b) => {
+  const blobs = withOwnBlob(image.blobs, ownBlob, what);
+  return { superBlock: image.superBlock, blobs, tree: { name: ROOT_NAME, inode: treeFromRafs(image) } };
+}
+
+/**
+ * A layer prepared from the tree its bootstrap was written from (`BuildResult.tree` and
+ * `.blobs`) instead of by reading the bootstrap back: the same merge, without decoding it.
+ * The tree is consumed. `superBlock` is the bootstrap's (`openRafs(bootstrap).superBlock`).
+ */
+export function preparedLayer(superBlock: RafsSuperInfo, blobs: readonly BlobInfo[], tree: TreeEntry, ownBlob?: BlobInfo, what = "layer"): PreparedLayer {
+  return { superBlock, blobs: withOwnBlob(blobs, ownBlob, what), tree: { name: ROOT_NAME, inode: tree.inode } };
+}
+
+function withOwnBlob(blobs: readonly BlobInfo[], ownBlob: BlobInfo | undefined, what: string): BlobInfo[] {
+  return blobs.map((b) => {
     if (b.blobId !== INLINE_BLOB_ID_PLACEHOLDER) return b;
     if (!ownBlob) throw new InvalidInputError(`Cannot merge ${what}: it references its own inline-meta blob but no blob id was given for it`);
     return ownBlob;
   });
-  return { superBlock: image.superBlock, blobs, tree: { name: ROOT_NAME, inode: treeFromRafs(image) } };
 }
 
 /** Rewrites the chunk blob indexes of a prepared tree into the merged table's. */

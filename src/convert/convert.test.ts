@@ -98,6 +98,20 @@ describe("convert between OCI layouts", () => {
     assert.equal(d.root.digest, a.root.digest);
   });
 
+  test("the merge gives the same bytes wherever it runs: on this thread, or on the first finished layer's worker from its in-memory tree", async () => {
+    // The textures hold hardlinks, xattrs, symlinks, devices, whiteouts and opaque directories in
+    // three layers. workers: false reads every layer bootstrap back on this thread; smallLayerSize 0
+    // puts every layer on a worker, and the first one to finish merges, taking its own layer from
+    // the tree it built. Every arrival order is exercised across the layer sizes' timings.
+    const src = path.join(work, "host-src");
+    await writeSourceLayout(src, "v1", [{ layers: layeredTextures() }]);
+    const read = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, "host-w1"), workers: false });
+    for (const concurrency of [1, 2, 3]) {
+      const hosted = await convertImage(layoutSource(src, { tag: "v1" }), { workDir: path.join(work, `host-w2-${concurrency}`), smallLayerSize: 0, concurrency });
+      assert.equal(hosted.root.digest, read.root.digest, `concurrency ${concurrency}`);
+    }
+  });
+
   test("layers take the worker slots largest first; small layers build on this thread at once", async () => {
     const src = path.join(work, "order-src");
     const sizes = [60_000, 400_000, 150_000];

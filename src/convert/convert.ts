@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
+import type { Worker } from "node:worker_threads";
 import { readInlineBootstrap } from "../blob/reader.ts";
 import type { BuildCompressor } from "../compression/codec.ts";
 import type { DigesterName } from "../digest/hasher.ts";
@@ -20,8 +21,8 @@ import { jsonBytes, parseConfig, parseIndex, parseManifest, sniffMediaType, type
 import { describeBytes } from "../oci/verify.ts";
 import { DEFAULT_CHUNK_SIZE } from "../rafs/format.ts";
 import type { BlobInfo, RafsImage } from "../rafs/model.ts";
-import { buildLayerHere, buildLayerInWorker } from "./layer_runner.ts";
-import { mergeHere, mergeInWorker, type MergeOutcome } from "./merge_runner.ts";
+import { buildLayerHere, buildLayerInWorker, type LayerBuild } from "./layer_runner.ts";
+import { mergeHere, mergeInLayerWorker, type MergeOutcome } from "./merge_runner.ts";
 import { prependEmptyLayer } from "./empty_layer.ts";
 import { LayerCache } from "./layer_cache.ts";
 import { prewarmConvertWorkers } from "./worker_pool.ts";
@@ -131,6 +132,8 @@ interface BuiltLayer {
   /** The layer's own bootstrap (from the build, or read back from the cached blob). */
   bootstrap: Uint8Array;
   blob?: BlobInfo;
+  /** The worker that built it, until a merge takes it (`MergeRunner.add`): taken once. */
+  worker?: Worker;
 }
 
 /** One conversion run: shared state across the manifests of an index. */
@@ -242,7 +245,7 @@ class Converter {
       chunkDict: o.chunkDict?.bootstrap,
       prefetchPaths: o.prefetchPatterns,
     };
-    const r = inWorker ? await buildLayerInWorker(raw, build) : await buildLayerHere(raw, build);
+    const r: LayerBuild & { worker?: Worker } = inWorker ? await buildLayerInWorker(raw, build, { keep: true }) : await buildLayerHere(raw, build);
     const lb = r.layerBlob!;
     const file = path.join(this.blobDir, lb.digest);
     if (o.cache) await o.cache.put(key, file, { digest: lb.digest, size: lb.size, blob: r.blob });
@@ -252,6 +255,7 @@ class Converter {
       file,
       bootstrap: r.bootstrap,
       blob: r.blob,
+      worker: r.worker,
     };
   }
 
@@ -270,9 +274,9 @@ class Converter {
       throw new InvalidInputError(`Cannot convert manifest ${desc.digest}: ${manifest.layers.length} layers but ${config.rootfs.diff_ids.length} diff ids in its config`);
     }
     // Each layer's bootstrap is read into a tree as soon as the layer is built, while later
-    // layers still build (on the merge worker, so this thread keeps feeding the layer
-    // workers), and upper layers are combined as they come; its own blob is named by its digest.
-    const merger = (o.workers ?? true) ? mergeInWorker({ whiteoutSpec: "oci" }) : mergeHere({ whiteoutSpec: "oci" });
+    // layers still build (on the first finished layer's worker, so this thread keeps feeding
+    // the others), and upper layers are combined as they come; its own blob is named by its digest.
+    const merger = (o.workers ?? true) ? mergeInLayerWorker({ whiteoutSpec: "oci" }) : mergeHere({ whiteoutSpec: "oci" });
     let built: BuiltLayer[];
     let merged: MergeOutcome;
     try {
@@ -280,7 +284,9 @@ class Converter {
       const build = async (i: number) => {
         const l = manifest.layers[i]!;
         const b = await this.layer(l);
-        merger.add(i, b.bootstrap, b.blob, `layer ${i} (${l.digest})`);
+        const worker = b.worker;
+        b.worker = undefined; // a layer shared by several manifests hands its worker to one merge
+        merger.add(i, b.bootstrap, b.blob, `layer ${i} (${l.digest})`, worker);
         built[i] = b;
       };
       // Small layers build here, one at a time, while the others take the worker slots, largest

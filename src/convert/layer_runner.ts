@@ -11,6 +11,7 @@ import { openRafs } from "../rafs/open.ts";
 import { decompressLayer, type LayerCompression } from "./decompress.ts";
 import { rebuildError } from "./worker_errors.ts";
 import { takeWorker } from "./worker_pool.ts";
+import type { Worker } from "node:worker_threads";
 
 export interface WorkerBuildOptions {
   blobDir: string;
@@ -33,7 +34,7 @@ export type LayerBuild = Pick<BuildResult, "bootstrap" | "blob" | "layerBlob" | 
  * its whiteouts kept as files, for the merge to apply (nydus-image.md §4.2). Layer workers
  * run this; so does the converter when told not to use workers.
  */
-export function buildLayerHere(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<LayerBuild> {
+export function buildLayerHere(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<BuildResult> {
   return buildLayer(
     { type: "tar", stream: decompressLayer(source, options.compression, options.what) },
     {
@@ -52,19 +53,39 @@ export function buildLayerHere(source: AsyncIterable<Uint8Array>, options: Worke
 /** Source pieces sent ahead of the worker's reading: bounds memory to a few MiB. */
 const READ_AHEAD = 8;
 
+/** A layer built on a worker that was kept ({@link buildLayerInWorker}'s `keep`). */
+export interface KeptLayerBuild extends LayerBuild {
+  /**
+   * The worker, done with the build and unref'd (it never holds the process open): the caller
+   * terminates it, or makes it its manifest's merge host (`merge_host.ts`).
+   */
+  worker: Worker;
+}
+
 /**
  * Builds the layer whose compressed bytes `source` yields (already verified while it
  * streams: its error, e.g. a digest mismatch, aborts the build and is rethrown). Its pieces
  * are transferred to the worker: fetch them with `FetchOptions.transferable`; a piece that
- * does not span a whole ArrayBuffer is copied.
+ * does not span a whole ArrayBuffer is copied. The worker ends with the build, unless `keep`
+ * asks for it back (after a successful build).
  */
-export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<LayerBuild> {
+export function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<LayerBuild>;
+export function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions, keep: { keep: true }): Promise<KeptLayerBuild>;
+export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions, keep?: { keep: true }): Promise<LayerBuild | KeptLayerBuild> {
   const worker = takeWorker("layer");
   let unacked = 0;
   let room: (() => void) | undefined;
   let sourceError: unknown;
+  // Our listeners, to remove when the worker is kept. Not removeAllListeners(): that also drops
+  // the Worker's own listeners that start its message port when a "message" listener is added
+  // (the next owner's messages then never arrive).
+  const listeners: [string, Parameters<Worker["on"]>[1]][] = [];
+  const listen = (event: string, fn: Parameters<Worker["on"]>[1]) => {
+    worker.on(event, fn);
+    listeners.push([event, fn]);
+  };
   const finished = new Promise<LayerBuild>((resolve, reject) => {
-    worker.on("message", (m: { type: string; pieces?: number; error?: Record<string, unknown> } & LayerBuild) => {
+    listen("message", (m: { type: string; pieces?: number; error?: Record<string, unknown> } & LayerBuild) => {
       if (m.type === "ack") {
         unacked -= m.pieces ?? 1;
         const r = room;
@@ -76,12 +97,13 @@ export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, opti
         reject(sourceError ?? rebuildError(m.error!, "layer worker"));
       }
     });
-    worker.on("error", (err) => reject(sourceError ?? err));
-    worker.on("exit", (code) => reject(sourceError ?? new Error(`Cannot build ${options.what}: the layer worker exited (code ${code})`)));
+    listen("error", (err: Error) => reject(sourceError ?? err));
+    listen("exit", (code: number) => reject(sourceError ?? new Error(`Cannot build ${options.what}: the layer worker exited (code ${code})`)));
   });
   finished.catch(() => undefined); // awaited below
   const { compression, ...rest } = options;
   worker.postMessage({ type: "start", options: { ...rest, compression } });
+  let kept = false;
   try {
     const feeding = (async () => {
       try {
@@ -98,10 +120,16 @@ export async function buildLayerInWorker(source: AsyncIterable<Uint8Array>, opti
       }
     })();
     await Promise.race([feeding, finished]);
-    return await finished;
+    const build = await finished;
+    if (!keep) return build;
+    for (const [event, fn] of listeners) worker.off(event, fn);
+    worker.on("error", () => undefined); // until the next owner listens: a late error is not unhandled
+    worker.unref();
+    kept = true;
+    return { ...build, worker };
   } finally {
     // Not awaited: the result goes on (to the merge) while the worker's heap is torn down,
     // which took 5-30 ms on the benchmark image.
-    worker.terminate().catch(() => undefined);
+    if (!kept) worker.terminate().catch(() => undefined);
   }
 }

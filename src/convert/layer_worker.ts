@@ -2,17 +2,24 @@
  * Worker-thread entry of {@link buildLayerInWorker}: builds one Nydus layer blob from the
  * compressed layer bytes the main thread sends, so that the layers of an image build on
  * separate cores. Messages: `start` (options), `data` (a piece; taken pieces are acknowledged
- * a few at a time), `end`, `abort`; replies `ack` (with a count), `done` or `error`.
+ * a few at a time), `end`, `abort`; replies `ack` (with a count), `done` or `error`. After
+ * `done` the converter ends the worker, or makes it the merge host of its manifest
+ * (`merge_host.ts`), which then takes this layer from the tree just built.
  */
 import { parentPort } from "node:worker_threads";
 import { serializeError } from "./worker_errors.ts";
 import { buildLayerHere, type WorkerBuildOptions } from "./layer_runner.ts";
+import { MergeHost, type MergeMessage } from "./merge_host.ts";
+import { preparedLayer } from "../builder/merge.ts";
+import type { BuildResult } from "../builder/build.ts";
+import { openRafs } from "../rafs/open.ts";
 
 type Incoming =
   | { type: "start"; options: WorkerBuildOptions }
   | { type: "data"; piece: Uint8Array }
   | { type: "end" }
-  | { type: "abort" };
+  | { type: "abort" }
+  | MergeMessage;
 
 const port = parentPort!;
 /** Pieces per acknowledgement: each is a cross-thread message (the read-ahead is 8 pieces). */
@@ -21,6 +28,9 @@ const queue: Uint8Array[] = [];
 let ended = false;
 let aborted = false;
 let wake: (() => void) | undefined;
+/** The finished build, kept for a `host` message (which consumes its tree). */
+let built: Pick<BuildResult, "bootstrap" | "blobs" | "blob" | "tree"> | undefined;
+let host: MergeHost | undefined;
 
 /** Pieces taken but not yet acknowledged. */
 let unacked = 0;
@@ -53,6 +63,7 @@ async function* pieces(): AsyncGenerator<Uint8Array> {
 async function run(options: WorkerBuildOptions): Promise<void> {
   try {
     const r = await buildLayerHere(pieces(), options);
+    built = { bootstrap: r.bootstrap, blobs: r.blobs, blob: r.blob, tree: r.tree };
     const bootstrap = new Uint8Array(r.bootstrap); // an own buffer, transferable
     port.postMessage({ type: "done", bootstrap, blob: r.blob, layerBlob: r.layerBlob, stats: r.stats }, [bootstrap.buffer]);
   } catch (err) {
@@ -74,6 +85,17 @@ port.on("message", (m: Incoming) => {
     case "abort":
       aborted = true;
       break;
+    case "host": {
+      const own = built!;
+      built = undefined;
+      host = new MergeHost(port, m.whiteoutSpec);
+      host.add(m.index, () => preparedLayer(openRafs(own.bootstrap).superBlock, own.blobs, own.tree, own.blob, m.what), m.what);
+      return;
+    }
+    case "layer":
+    case "merge":
+      host!.handle(m);
+      return;
   }
   const w = wake;
   wake = undefined;

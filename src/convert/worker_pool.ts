@@ -1,6 +1,6 @@
 /**
  * The converter's worker threads, started ahead of need: layer workers (`layer_worker.ts`,
- * one per layer build) and merge workers (`merge_worker.ts`, one per manifest). A worker
+ * one per layer build; the first to finish then merges its manifest, `merge_host.ts`). A worker
  * spends its first ~80 ms loading the builder's modules; started while the main thread is
  * still loading the CLI and resolving the source, that time overlaps instead of delaying the
  * first layer. This module imports nothing heavy, so a caller can start workers before
@@ -18,7 +18,7 @@ import { Worker } from "node:worker_threads";
 const WORKER_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 8 } };
 
 /** Which worker: its entry module is `<kind>_worker`. */
-export type WorkerKind = "layer" | "merge";
+export type WorkerKind = "layer";
 
 function startWorker(kind: WorkerKind): Worker {
   const ext = path.extname(fileURLToPath(import.meta.url));
@@ -36,7 +36,7 @@ interface Idle {
   dead: boolean;
 }
 
-const idle: Record<WorkerKind, Idle[]> = { layer: [], merge: [] };
+const idle: Record<WorkerKind, Idle[]> = { layer: [] };
 
 /**
  * Starts workers until `count` of `kind` are idle and waiting. Idle workers do not keep the
@@ -54,10 +54,9 @@ export function prewarmWorkers(kind: WorkerKind, count: number): void {
   }
 }
 
-/** Layer workers for `concurrency` builds and a merge worker, started ahead of need. */
+/** Layer workers for `concurrency` builds, started ahead of need. */
 export function prewarmConvertWorkers(concurrency: number): void {
   prewarmWorkers("layer", concurrency);
-  prewarmWorkers("merge", 1);
 }
 
 /** A worker for one job: an idle prewarmed one when there is one, else a new one. */
