@@ -197,18 +197,30 @@ describe("BlobCache over a local OCI layout", () => {
   test("prefetch warms the cache at low priority: an on-demand read overtakes queued prefetch requests; prefetch can be cancelled", async () => {
     const log: string[] = [];
     const dir = path.join(work, `cache-${n++}`);
-    const cache = new BlobCache({ dir, backend: logging(localBackend(fx.nydus), log), image: img.image, maxInFlight: 1, mergeLimit: CHUNK });
+    // The first backend request (a prefetch one) waits for `open`: with one request in flight, the
+    // other 16 prefetch requests queue behind it, and so does the on-demand read started meanwhile.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const inner = logging(localBackend(fx.nydus), log);
+    let calls = 0;
+    const gated: BlobBackend = { name: inner.name, readRange: async (id, off, len, signal) => (calls++ === 0 && (await gate), inner.readRange(id, off, len, signal)) };
+    const cache = new BlobCache({ dir, backend: gated, image: img.image, maxInFlight: 1, mergeLimit: CHUNK });
     const reader = new FileReader(img.image, cache);
     const warm = prefetch(cache, { paths: ["/data/big.bin"], batch: 1000 });
     const passwd = inode("/etc/passwd");
     const blob1 = img.image.blobs[1]!.blobId.slice(0, 8);
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(Buffer.from(await reader.read(passwd, 0, passwd.size)), Buffer.from(fx.files.get("/etc/passwd")!));
+    for (let i = 0; i < 1000 && calls === 0; i++) await new Promise((r) => setTimeout(r, 5)); // the first prefetch request is at the gate
+    assert.equal(calls, 1);
+    const onDemand = reader.read(passwd, 0, passwd.size);
+    await new Promise((r) => setTimeout(r, 50)); // the read is queued by then: nothing can run before `open`
+    assert.equal(calls, 1, "one request in flight");
+    open();
+    assert.deepEqual(Buffer.from(await onDemand), Buffer.from(fx.files.get("/etc/passwd")!));
     const report = await warm;
     assert.equal(report.files, 1);
     assert.equal(report.chunks, 17);
     const at = log.findIndex((l) => l.startsWith(blob1));
-    assert.ok(at >= 0 && at < 3, `the on-demand request went ahead of the prefetch queue: ${log.join(" ")}`);
+    assert.equal(at, 1, `the on-demand request went ahead of the 16 queued prefetch requests: ${log.join(" ")}`);
     assert.equal(cache.metrics.snapshot().totals.misses, 18);
     // Everything prefetched is now a hit.
     const before = cache.metrics.snapshot().totals.requests;
