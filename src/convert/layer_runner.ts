@@ -32,7 +32,8 @@ export type LayerBuild = Pick<BuildResult, "bootstrap" | "blob" | "layerBlob" | 
 /**
  * Builds one Nydus layer blob on this thread: the layer format (inline bootstrap, ToC) with
  * its whiteouts kept as files, for the merge to apply (nydus-image.md §4.2). Layer workers
- * run this; so does the converter when told not to use workers.
+ * run this (and keep the result's tree for a merge they may host); so does the converter for
+ * small layers, and for all of them when told not to use workers.
  */
 export function buildLayerHere(source: AsyncIterable<Uint8Array>, options: WorkerBuildOptions): Promise<BuildResult> {
   return buildLayer(
