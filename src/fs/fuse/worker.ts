@@ -72,7 +72,7 @@ function readFast(c: DispatchContext, unique: bigint, nodeId: number, body: Body
   if (n < 0) return false;
   writeOutHeader(out, OUT_HEADER_SIZE + n, 0, unique);
   // Counted before the reply goes out: once the kernel has it, the reader may finish and look at
-  // the stats before this thread runs again (a test saw the last 192 KiB READ missing under load).
+  // the stats before this thread runs again.
   count(Stat.fastReads);
   count(Stat.fastReadBytes, n);
   send(out.subarray(0, OUT_HEADER_SIZE + n));
